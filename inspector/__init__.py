@@ -1,0 +1,1 @@
+"""Small peer info: peer core, inspector window, Big Peer service."""
