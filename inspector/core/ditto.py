@@ -61,7 +61,9 @@ class Ditto:
     ) -> None:
         if device_name is not None and (not isinstance(device_name, str) or not device_name.strip()):
             raise ValueError("device_name must be a non-empty string")
-        if isinstance(small_peer_info_interval, bool) or not isinstance(small_peer_info_interval, int | float):
+        if isinstance(small_peer_info_interval, bool) or not isinstance(
+            small_peer_info_interval, int | float
+        ):
             raise TypeError("small_peer_info_interval is a number of seconds")
         if not small_peer_info_interval >= MIN_INTERVAL or small_peer_info_interval == float("inf"):
             raise ValueError(f"small_peer_info_interval must be at least {MIN_INTERVAL} s and finite")
@@ -85,7 +87,9 @@ class Ditto:
         self._replicator: Any = None
         self._closed = False
         self._small_peer_info = SmallPeerInfo._create(
-            self, self.store.call(self.store.load_settings), float(small_peer_info_interval),
+            self,
+            self.store.call(self.store.load_settings),
+            float(small_peer_info_interval),
             self.store.call(self.store.last_ts),
         )
         with contextlib.suppress(RuntimeError):  # no running loop: started by the first call in one
@@ -158,4 +162,6 @@ class Ditto:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"<Ditto {self.peer_key} {str(self.persistence_directory)!r}{' closed' if self._closed else ''}>"
+        return (
+            f"<Ditto {self.peer_key} {str(self.persistence_directory)!r}{' closed' if self._closed else ''}>"
+        )

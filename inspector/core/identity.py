@@ -20,10 +20,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = [
+    "NONCE_HEADER",
     "PEER_KEY_HEADER",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
-    "NONCE_HEADER",
     "Identity",
     "InvalidPeerKeyError",
     "decode_peer_key",

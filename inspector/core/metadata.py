@@ -273,7 +273,9 @@ def _diagnose(value: Any, copy: Any) -> MetadataValidationError:
                     children.append((child, twin_child, (*path, key), inner))
             else:
                 twins = twin if isinstance(twin, list) and len(twin) == len(node) else [None] * len(node)
-                children = [(c, t, (*path, i), inner) for i, (c, t) in enumerate(zip(node, twins))]
+                children = [
+                    (c, t, (*path, i), inner) for i, (c, t) in enumerate(zip(node, twins, strict=True))
+                ]
             stack.extend(reversed(children))
             continue
         problem = _scalar_problem(node)
@@ -361,7 +363,9 @@ def _structure_depth(data: bytes) -> int:
 _ALL_BUT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')
 _QUOTED = re.compile(rb'"[^"]*"')
 _UNIFY = bytes.maketrans(b"[{]}", b"(())")
-_DIGIT_MASK = bytes.maketrans(bytes(range(256)), b"".join(b"0" if 48 <= i <= 57 else b" " for i in range(256)))
+_DIGIT_MASK = bytes.maketrans(
+    bytes(range(256)), b"".join(b"0" if 48 <= i <= 57 else b" " for i in range(256))
+)
 _NINETEEN_DIGITS = b"0" * 19
 
 

@@ -26,7 +26,6 @@ from inspector.core.collector import format_timestamp, machine_facts, parse_time
 from inspector.core.errors import DittoClosedError, MetadataValidationError, MetadataValidationReason
 from inspector.core.metadata import validate
 from inspector.core.replication import ReplicationStatus
-from inspector.core.store import SMALL_PEER_INFO_COLLECTION
 
 if TYPE_CHECKING:
     from inspector.core.ditto import Ditto
@@ -132,7 +131,9 @@ class SmallPeerInfo:
         raise TypeError("SmallPeerInfo cannot be copied or pickled")
 
     @classmethod
-    def _create(cls, ditto: Ditto, settings: dict[str, bytes], interval: float, last_ts: int) -> SmallPeerInfo:
+    def _create(
+        cls, ditto: Ditto, settings: dict[str, bytes], interval: float, last_ts: int
+    ) -> SmallPeerInfo:
         self = object.__new__(cls)
         self._ditto = ditto
         self._interval = interval
@@ -374,7 +375,9 @@ class SmallPeerInfo:
             ditto = self._ditto
             store = ditto.store
             metadata = self._metadata
-            facts = await asyncio.to_thread(machine_facts, ditto.persistence_directory, store.database_bytes())
+            facts = await asyncio.to_thread(
+                machine_facts, ditto.persistence_directory, store.database_bytes()
+            )
             ts_ms = max(int(time.time() * 1000), self._last_ts + 1)
             scope = self._scope
             document: dict[str, Any] = {

@@ -16,6 +16,7 @@ timeline is ``max_seq - i`` and the window's model can read any screen directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import sqlite3
@@ -210,10 +211,13 @@ class Store:
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             if cached is None or cached[1] != metadata_hash:
-                conn.execute("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", (metadata_hash, metadata))
+                conn.execute(
+                    "INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", (metadata_hash, metadata)
+                )
             seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM history").fetchone()[0]
             conn.execute(
-                "INSERT INTO history (seq, ts, body, metadata_hash, size, replication) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO history (seq, ts, body, metadata_hash, size, replication) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (seq, ts_ms, body, metadata_hash, size, Replication.QUEUED if queue_for_big_peer else None),
             )
             conn.execute(
@@ -259,7 +263,7 @@ class Store:
             return None
         return _join(row[0], row[1]) if row[1] is not None else orjson.loads(row[0])
 
-    async def find_by_id(self, collection: str, id: str) -> dict[str, Any] | None:  # noqa: A002
+    async def find_by_id(self, collection: str, id: str) -> dict[str, Any] | None:
         """The current document ``id`` of ``collection``, or None."""
         if not isinstance(collection, str) or not isinstance(id, str):
             raise TypeError("collection and id must be strings")
@@ -302,7 +306,9 @@ class Store:
             (first_seq, last_seq),
         ).fetchall()
         return [
-            TimelineRow(seq, ts, size, mh, avail, total, Replication.LOCAL_ONLY if rep is None else Replication(rep))
+            TimelineRow(
+                seq, ts, size, mh, avail, total, Replication.LOCAL_ONLY if rep is None else Replication(rep)
+            )
             for seq, ts, size, mh, avail, total, rep in rows
         ]
 
@@ -324,11 +330,13 @@ class Store:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (and truncate the log)."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def database_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal", "-shm"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 total += Path(f"{self.path}{suffix}").stat().st_size
-            except FileNotFoundError:
-                pass
         return total
