@@ -172,7 +172,7 @@ class SmallPeerInfo:
         if value == self._enabled:
             return
         self._enabled = value
-        self._ditto.store.submit(self._ditto.store.save_setting, IS_ENABLED, b"1" if value else b"0")
+        self._ditto.store.save_setting_later(IS_ENABLED, b"1" if value else b"0")
         if value:
             self._ditto._start_background()
         else:
@@ -212,7 +212,7 @@ class SmallPeerInfo:
         if encoded == self._metadata:
             return
         self._metadata = encoded
-        self._ditto.store.submit(self._ditto.store.save_setting, METADATA, encoded)
+        self._ditto.store.save_setting_later(METADATA, encoded)
         self._emit(SettingChanged(METADATA, encoded.decode("utf-8")))
 
     async def get_sync_scope(self) -> SmallPeerInfoSyncScope:

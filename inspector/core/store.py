@@ -124,6 +124,7 @@ class Store:
         self._gc_due = False
         self._write_error: BaseException | None = None
         self._lock = threading.Lock()
+        self._pending_settings: dict[str, bytes] = {}
         try:
             self.call(self._open)
         except BaseException:
@@ -195,6 +196,19 @@ class Store:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def save_setting_later(self, key: str, value: bytes) -> None:
+        """Queue a settings write; writes of one key still pending coalesce into the newest value."""
+        with self._lock:
+            queued = key in self._pending_settings
+            self._pending_settings[key] = value
+        if not queued:
+            self.submit(self._flush_setting, key)
+
+    def _flush_setting(self, key: str) -> None:
+        with self._lock:
+            value = self._pending_settings.pop(key)
+        self.save_setting(key, value)
 
     def last_ts(self) -> int:
         row = self._conn.execute("SELECT max(ts) FROM history").fetchone()
