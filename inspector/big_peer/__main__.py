@@ -1,0 +1,140 @@
+"""``inspector-big-peer`` / ``python -m inspector.big_peer``: run the Big Peer until SIGTERM or SIGINT.
+
+Once it accepts connections it prints exactly one line to stdout,
+``listening on http://HOST:PORT`` (the real port when started with ``--port 0``),
+and flushes it; logs go to stderr. On SIGTERM or SIGINT it stops accepting
+connections, lets requests in flight finish (at most ``--shutdown-timeout``
+seconds), closes the database and exits with code 0.
+
+Exit codes: 0 after a signal, 1 if it cannot start (address in use, data
+directory or database unusable), 2 for an unusable command line (missing
+tokens included), 130 for an interrupt before it was set up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from inspector.big_peer.app import create_app
+from inspector.big_peer.config import BigPeerConfig, parse_config
+from inspector.big_peer.storage import DATABASE_FILE, SQLiteStorage
+
+__all__ = ["main", "serve"]
+
+_log = logging.getLogger("inspector.big_peer")
+
+
+def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Callable[[], None]:
+    def request_stop(signal_name: str) -> None:
+        if stop.is_set():
+            _log.info("%s: already shutting down", signal_name)
+        else:
+            _log.info("%s: shutting down", signal_name)
+            stop.set()
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+    try:
+        for sig in signals:
+            loop.add_signal_handler(sig, request_stop, sig.name)
+    except NotImplementedError:  # Windows has no add_signal_handler.
+        previous = {sig: signal.getsignal(sig) for sig in signals}
+
+        def from_signal(number: int, _frame: object) -> None:
+            loop.call_soon_threadsafe(request_stop, signal.Signals(number).name)
+
+        for sig in signals:
+            signal.signal(sig, from_signal)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def remove() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+class _ClientErrorsWithoutTraceback(logging.Filter):
+    """Logs requests the HTTP parser refused (garbage, oversized headers) as one line, not a traceback.
+
+    aiohttp logs them as errors with a traceback; they are the client's fault, and
+    anyone can send them, so they must not flood the log or look like faults.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and exc.code < 500:
+            record.msg = (
+                f"{record.getMessage()}: {exc.code} {exc.message.splitlines()[0] if exc.message else ''}"
+            )
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def serve(config: BigPeerConfig) -> int:
+    """Run the service until SIGTERM/SIGINT; return the process exit code."""
+    stop = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(_install_signal_handlers(asyncio.get_running_loop(), stop))
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            storage = await SQLiteStorage.open(config.data_dir / DATABASE_FILE)
+        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            _log.error("cannot open the database in %s: %s", config.data_dir, exc)
+            return 1
+        stack.push_async_callback(storage.close)
+        runner = web.AppRunner(
+            create_app(config, storage),
+            handle_signals=False,
+            access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+            shutdown_timeout=config.shutdown_timeout,
+        )
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        try:
+            await web.TCPSite(runner, config.host, config.port).start()
+        except OSError as exc:
+            _log.error("cannot listen on %s port %s: %s", config.host, config.port, exc)
+            return 1
+        host, port = runner.addresses[0][:2]
+        print(f"listening on http://{_url_host(host)}:{port}", flush=True)
+        _log.info("serving %s on http://%s:%s", config.data_dir / DATABASE_FILE, _url_host(host), port)
+        await stop.wait()
+    _log.info("stopped; the database is closed")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_config(argv)
+    logging.basicConfig(
+        level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.server").addFilter(_ClientErrorsWithoutTraceback())
+    try:
+        return asyncio.run(serve(config))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""The Big Peer's HTTP API (aiohttp).
+
+Every body is JSON. Every error is ``{"error": {"code": "...", "message": "..."}}``
+with ``Content-Type: application/json``: the code is stable and machine-readable,
+the message says what to fix.
+
+``GET /healthz``
+    ``200 {"status": "ok"}``; no token.
+
+``POST /api/v1/small_peer_info``
+    Needs ``Authorization: Bearer <device token>`` and a signed body
+    ``{"documents": [doc, ...]}``; the signature headers (``X-Peer-Key``,
+    ``X-Peer-Timestamp``, ``X-Peer-Nonce``, ``X-Peer-Signature``) are made by
+    ``Identity.request_headers`` and checked by ``verify_request`` of
+    `inspector.core.identity`. Checked in this order, the first failure answers:
+
+    1. ``413 body_too_large``: ``Content-Length`` above ``--max-body-bytes``,
+       decided before anything else (no token check, no read). Without a
+       ``Content-Length`` (chunked) the limit stops the read. A client sending
+       ``Expect: 100-continue`` gets the 413 before it sends the body.
+    2. ``401 missing_token`` / ``401 wrong_token``: no bearer token, or not the
+       device token. The admin token does not write: each endpoint accepts exactly
+       one token, and any other is wrong (401).
+    3. ``400 invalid_json`` / ``invalid_batch`` / ``invalid_document``: not JSON
+       (or not UTF-8), not exactly ``{"documents": [...]}``, an empty list, a
+       document that is not an object, lacks a string ``_id``, or lacks a
+       ``last_updated_at`` like ``2026-11-26T05:38:12.345Z``. ``400 unreadable_body``
+       for a body the HTTP layer cannot decode (broken chunked encoding).
+    4. ``413 too_many_documents``: more than ``--max-documents`` documents.
+    5. ``401 invalid_signature``: missing or malformed signature headers, a
+       timestamp more than 5 minutes from the Big Peer's clock, or a signature
+       that does not match the key, method, path and body.
+    6. ``401 replayed_nonce``: this peer key already used this nonce within the
+       5-minute window. A replay is a failed proof of identity, hence 401 like the
+       other identity failures; a peer signs every attempt afresh, so an honest
+       retry never sees it. (``503 busy`` with ``Retry-After`` if more than 200,000
+       signed writes arrived within the window.)
+    7. ``403 identity_mismatch``: a document's ``_id`` is not the peer key that
+       signed the request; nothing of the batch is stored.
+    8. ``200 {"accepted": N, "duplicates": M}``: ``N`` documents stored now, ``M``
+       already stored (identified by ``_id`` and ``last_updated_at``; the first
+       stored version wins). A retried batch answers 200 with everything counted
+       as a duplicate, so the sender can drop it from its outbox.
+
+    ``Content-Type`` is not checked. Storage is all or nothing per request.
+
+``GET /api/v1/devices``
+    Admin token. ``200 {"devices": [doc, ...]}``: the latest document of each
+    device, most recently updated first.
+
+``GET /api/v1/devices/{peer_key}``
+    Admin token. ``200`` the latest document itself, or ``404 unknown_device``.
+
+``GET /api/v1/devices/{peer_key}/history?limit=N&before=T``
+    Admin token. ``200 {"documents": [doc, ...]}`` newest first; ``limit``
+    defaults to 100 and is capped at 1000 (``400 invalid_parameter`` unless it is
+    a whole number >= 1); ``before`` (a ``last_updated_at``) returns only older
+    documents, for paging (``400 invalid_parameter`` if it is not one). ``404
+    unknown_device`` for a device never seen; a known device with nothing older
+    than ``before`` answers an empty list.
+
+On every read endpoint: ``401 missing_token`` / ``401 wrong_token`` without the
+admin token, the device token included (it cannot read). Every 401 carries
+``WWW-Authenticate: Bearer``.
+
+Anywhere: ``404 not_found`` for an unknown route, ``405 method_not_allowed``
+(with ``Allow``) for a known route and another method, ``500 internal_error``
+for a fault of the service (logged with its traceback; the service keeps
+serving). Requests the HTTP parser itself refuses (oversized header lines, broken
+request lines) get aiohttp's plain-text 400 before any handler runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
+from aiohttp.http_exceptions import HttpProcessingError
+
+from inspector.big_peer.config import BigPeerConfig
+from inspector.big_peer.documents import BatchTooLargeError, MalformedBatchError, is_timestamp, parse_batch
+from inspector.big_peer.replay import NonceCache, NonceCacheFullError
+from inspector.big_peer.storage import BigPeerStorage
+from inspector.core.identity import verify_request
+
+__all__ = [
+    "DEFAULT_HISTORY_LIMIT",
+    "MAX_HISTORY_LIMIT",
+    "WRITE_PATH",
+    "ApiError",
+    "create_app",
+]
+
+WRITE_PATH = "/api/v1/small_peer_info"
+DEFAULT_HISTORY_LIMIT = 100
+MAX_HISTORY_LIMIT = 1000
+_WWW_AUTHENTICATE = 'Bearer realm="inspector-big-peer"'
+
+_log = logging.getLogger("inspector.big_peer")
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers
+    )
+
+
+class ApiError(Exception):
+    """An answer other than success; the middleware turns it into the JSON error body."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+    def response(self) -> web.Response:
+        return json_response(
+            {"error": {"code": self.code, "message": self.message}}, status=self.status, headers=self.headers
+        )
+
+
+def _body_too_large(size: int | None, limit: int) -> ApiError:
+    what = f"{size} bytes" if size is not None else "more bytes than that"
+    return ApiError(413, "body_too_large", f"the body is limited to {limit} bytes; this one has {what}")
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            return ApiError(404, "not_found", f"no such route: {request.path}").response()
+        if exc.status == 405:
+            allowed = exc.headers.get(hdrs.ALLOW, "")
+            return ApiError(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {request.path}; allowed: {allowed}",
+                headers={hdrs.ALLOW: allowed},
+            ).response()
+        code = (exc.reason or "error").lower().replace(" ", "_")
+        return ApiError(exc.status, code, exc.text or exc.reason).response()
+    except Exception:
+        _log.exception("failed to handle %s %s", request.method, request.path)
+        return ApiError(
+            500, "internal_error", "the Big Peer failed to handle this request; the fault is in its log"
+        ).response()
+
+
+def _check_token(request: web.Request, expected: str, what: str) -> None:
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    challenge = {hdrs.WWW_AUTHENTICATE: _WWW_AUTHENTICATE}
+    if header is None:
+        raise ApiError(401, "missing_token", f"{what} needs Authorization: Bearer <token>", headers=challenge)
+    scheme, _, token = header.strip().partition(" ")
+    # Headers arrive as UTF-8 with surrogate escapes; any byte sequence must compare, never raise.
+    given = token.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected.encode()):
+        raise ApiError(401, "wrong_token", f"{what} needs a different bearer token", headers=challenge)
+
+
+class _BigPeerApi:
+    def __init__(self, config: BigPeerConfig, storage: BigPeerStorage) -> None:
+        self._config = config
+        self._storage = storage
+        self._nonces = NonceCache()
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok"})
+
+    async def expect_continue(self, request: web.Request) -> web.StreamResponse | None:
+        """Refuses an oversized write before the client sends its body."""
+        length = request.content_length
+        if length is not None and length > self._config.max_body_bytes:
+            return _body_too_large(length, self._config.max_body_bytes).response()
+        if request.version == HttpVersion11:
+            if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+                return ApiError(
+                    417, "expectation_failed", "only Expect: 100-continue is understood"
+                ).response()
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        return None
+
+    async def write(self, request: web.Request) -> web.Response:
+        limit = self._config.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise _body_too_large(request.content_length, limit)
+        _check_token(request, self._config.device_token, "writing")
+        body = await self._read_body(request, limit)
+        try:
+            documents = parse_batch(body, self._config.max_documents)
+        except MalformedBatchError as exc:
+            raise ApiError(400, exc.code, exc.message) from None
+        except BatchTooLargeError as exc:
+            raise ApiError(413, "too_many_documents", str(exc)) from None
+        challenge = {hdrs.WWW_AUTHENTICATE: _WWW_AUTHENTICATE}
+        try:
+            peer_key, nonce, timestamp_ms = verify_request("POST", request.path, request.headers, body)
+        except ValueError as exc:
+            raise ApiError(
+                401, "invalid_signature", f"the write is not signed by its peer: {exc}", headers=challenge
+            ) from None
+        try:
+            fresh = self._nonces.remember(peer_key, nonce, timestamp_ms)
+        except NonceCacheFullError as exc:
+            raise ApiError(503, "busy", str(exc), headers={hdrs.RETRY_AFTER: "5"}) from None
+        if not fresh:
+            raise ApiError(
+                401,
+                "replayed_nonce",
+                "this signed write was already received (its nonce is spent); sign every attempt afresh",
+                headers=challenge,
+            )
+        for index, document in enumerate(documents):
+            if document["_id"] != peer_key:
+                claimed = document["_id"] if len(document["_id"]) <= 60 else document["_id"][:57] + "..."
+                raise ApiError(
+                    403,
+                    "identity_mismatch",
+                    f"documents[{index}] has _id {claimed!r} but the write is signed by {peer_key}; "
+                    "a device may write only its own documents, so nothing of this batch was stored",
+                )
+        result = await self._storage.ingest(documents)
+        return json_response({"accepted": result.accepted, "duplicates": result.duplicates})
+
+    async def devices(self, request: web.Request) -> web.Response:
+        _check_token(request, self._config.admin_token, "reading")
+        return json_response({"devices": await self._storage.devices()})
+
+    async def device(self, request: web.Request) -> web.Response:
+        _check_token(request, self._config.admin_token, "reading")
+        peer_key = request.match_info["peer_key"]
+        document = await self._storage.latest(peer_key)
+        if document is None:
+            raise _unknown_device(peer_key)
+        return json_response(document)
+
+    async def history(self, request: web.Request) -> web.Response:
+        _check_token(request, self._config.admin_token, "reading")
+        peer_key = request.match_info["peer_key"]
+        limit = _history_limit(request.query.get("limit"))
+        before = request.query.get("before")
+        if before is not None and not is_timestamp(before):
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                f"before must be a last_updated_at like 2026-11-26T05:38:12.345Z, not {before[:60]!r}",
+            )
+        documents = await self._storage.history(peer_key, limit, before)
+        if documents is None:
+            raise _unknown_device(peer_key)
+        return json_response({"documents": documents})
+
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        body = bytearray()
+        try:
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > limit:
+                    raise _body_too_large(None, limit)
+        except HttpProcessingError as exc:
+            raise ApiError(400, "unreadable_body", f"the body could not be read: {exc.message}") from None
+        except ConnectionResetError:
+            # Nobody is left to read the answer; it only shows in the access log.
+            raise ApiError(
+                400, "incomplete_body", "the connection closed before the body was complete"
+            ) from None
+        return bytes(body)
+
+
+def _unknown_device(peer_key: str) -> ApiError:
+    shown = peer_key if len(peer_key) <= 60 else peer_key[:57] + "..."
+    return ApiError(404, "unknown_device", f"the Big Peer has no document from {shown!r}")
+
+
+def _history_limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_HISTORY_LIMIT
+    digits = text.lstrip("0")
+    if not text.isascii() or not text.isdigit() or not digits:
+        raise ApiError(400, "invalid_parameter", f"limit must be a whole number >= 1, not {text[:60]!r}")
+    # Compare lengths first: int() of thousands of digits is slow (and refused past 4300).
+    return MAX_HISTORY_LIMIT if len(digits) > 6 else min(int(digits), MAX_HISTORY_LIMIT)
+
+
+def create_app(config: BigPeerConfig, storage: BigPeerStorage) -> web.Application:
+    """The aiohttp application serving the API over ``storage``; the caller owns and closes it."""
+    api = _BigPeerApi(config, storage)
+    # client_max_size backs up the explicit limit in case a handler ever calls request.read().
+    app = web.Application(middlewares=[_json_errors], client_max_size=config.max_body_bytes)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_post(WRITE_PATH, api.write, expect_handler=api.expect_continue)
+    app.router.add_get("/api/v1/devices", api.devices)
+    app.router.add_get("/api/v1/devices/{peer_key}", api.device)
+    app.router.add_get("/api/v1/devices/{peer_key}/history", api.history)
+    return app

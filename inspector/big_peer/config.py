@@ -1,0 +1,184 @@
+"""The Big Peer's command line: ``inspector-big-peer --host H --port P --data DIR ...``.
+
+The tokens may come from ``INSPECTOR_DEVICE_TOKEN`` / ``INSPECTOR_ADMIN_TOKEN``
+instead of the command line (better: the command line is visible to every user
+of the machine); an option wins over the environment. The service refuses to
+start (exit code 2, the reason on stderr) without both tokens, or with the same
+token for both roles, which would let devices read every device's documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from inspector._version import __version__
+
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_DOCUMENTS",
+    "DEVICE_TOKEN_ENV",
+    "BigPeerConfig",
+    "default_data_dir",
+    "parse_config",
+]
+
+DEVICE_TOKEN_ENV = "INSPECTOR_DEVICE_TOKEN"
+ADMIN_TOKEN_ENV = "INSPECTOR_ADMIN_TOKEN"
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_DOCUMENTS = 1000
+_DATA_DIR_APP_NAME = "small-peer-inspector-big-peer"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(_DATA_DIR_APP_NAME))
+
+
+@dataclass(frozen=True, slots=True)
+class BigPeerConfig:
+    """Everything the service needs to run."""
+
+    device_token: str = field(repr=False)
+    admin_token: str = field(repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=default_data_dir)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_documents: int = DEFAULT_MAX_DOCUMENTS
+    shutdown_timeout: float = 30.0
+    access_log: bool = False
+    log_level: str = "INFO"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free port), not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, not {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inspector-big-peer",
+        description="The Big Peer service: small peers replicate their small peer info to it over HTTP.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=8080,
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"directory of the database, created if missing (default: {default_data_dir()})",
+    )
+    parser.add_argument(
+        "--device-token", default=None, help=f"bearer token devices write with (or ${DEVICE_TOKEN_ENV})"
+    )
+    parser.add_argument(
+        "--admin-token", default=None, help=f"bearer token dashboards read with (or ${ADMIN_TOKEN_ENV})"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="larger write bodies are refused with 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-documents",
+        type=_positive_int,
+        default=DEFAULT_MAX_DOCUMENTS,
+        help="writes with more documents are refused with 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=30.0,
+        help="seconds requests in flight may take to finish after SIGTERM/SIGINT (default: %(default)s)",
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="(default: %(default)s)",
+    )
+    return parser
+
+
+def _token_problem(token: str) -> str | None:
+    if not token:
+        return "is empty"
+    if not all("!" <= character <= "~" for character in token):
+        return "must be printable ASCII without spaces (it travels in an Authorization header)"
+    return None
+
+
+def parse_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> BigPeerConfig:
+    """The configuration from the command line and environment; exits with code 2 if it is unusable."""
+    environ = os.environ if environ is None else environ
+    parser = _parser()
+    args = parser.parse_args(argv)
+    tokens = {}
+    for role, option, env in (
+        ("device", args.device_token, DEVICE_TOKEN_ENV),
+        ("admin", args.admin_token, ADMIN_TOKEN_ENV),
+    ):
+        token = option if option is not None else environ.get(env)
+        if token is None:
+            parser.error(f"no {role} token: pass --{role}-token or set {env}; the Big Peer never runs open")
+        problem = _token_problem(token)
+        if problem is not None:
+            parser.error(f"the {role} token {problem}")
+        tokens[role] = token
+    if tokens["device"] == tokens["admin"]:
+        parser.error("the device token and the admin token must differ: the device token must not read")
+    return BigPeerConfig(
+        device_token=tokens["device"],
+        admin_token=tokens["admin"],
+        host=args.host,
+        port=args.port,
+        data_dir=args.data if args.data is not None else default_data_dir(),
+        max_body_bytes=args.max_body_bytes,
+        max_documents=args.max_documents,
+        shutdown_timeout=args.shutdown_timeout,
+        access_log=args.access_log,
+        log_level=args.log_level,
+    )
