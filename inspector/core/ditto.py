@@ -16,8 +16,14 @@ import platformdirs
 from inspector.core.errors import DittoClosedError
 from inspector.core.identity import Identity
 from inspector.core.lock import DirectoryLock
-from inspector.core.replication import NOT_CONFIGURED, ReplicationStatus
-from inspector.core.small_peer_info import SmallPeerInfo, SmallPeerInfoSyncScope
+from inspector.core.replication import (
+    NOT_CONFIGURED,
+    ReplicationPolicy,
+    ReplicationStatus,
+    Replicator,
+    check_big_peer_url,
+)
+from inspector.core.small_peer_info import ReplicationChanged, SmallPeerInfo, SmallPeerInfoSyncScope
 from inspector.core.store import HistoryRetention, Store
 
 __all__ = ["MIN_INTERVAL", "Ditto", "default_persistence_directory"]
@@ -46,7 +52,8 @@ class Ditto:
     Background work (collection, replication) runs as tasks on the running asyncio
     event loop. A `Ditto` made outside a running loop keeps its settings and starts
     that work on the first call made inside one (any ``await``, or a setter).
-    ``history_retention`` bounds the stored history (count and age).
+    ``history_retention`` bounds the stored history (count and age);
+    ``replication_policy`` sets batch size, queue bound and retry pacing.
     """
 
     def __init__(
@@ -58,6 +65,7 @@ class Ditto:
         big_peer_url: str | None = None,
         big_peer_token: str | None = None,
         history_retention: HistoryRetention | None = None,
+        replication_policy: ReplicationPolicy | None = None,
     ) -> None:
         if device_name is not None and (not isinstance(device_name, str) or not device_name.strip()):
             raise ValueError("device_name must be a non-empty string")
@@ -67,6 +75,8 @@ class Ditto:
             raise TypeError("small_peer_info_interval is a number of seconds")
         if not small_peer_info_interval >= MIN_INTERVAL or small_peer_info_interval == float("inf"):
             raise ValueError(f"small_peer_info_interval must be at least {MIN_INTERVAL} s and finite")
+        if big_peer_url is not None:
+            check_big_peer_url(big_peer_url)
         self._closed = True  # until fully open, so a failed start leaves nothing half-alive
         directory = Path(persistence_directory) if persistence_directory is not None else None
         directory = (directory or default_persistence_directory()).expanduser().absolute()
@@ -84,7 +94,7 @@ class Ditto:
         self.big_peer_url = big_peer_url
         self._big_peer_token = big_peer_token
         self._on_close: list[Callable[[], None]] = []
-        self._replicator: Any = None
+        self._replicator: Replicator | None = None
         self._closed = False
         self._small_peer_info = SmallPeerInfo._create(
             self,
@@ -92,6 +102,16 @@ class Ditto:
             float(small_peer_info_interval),
             self.store.call(self.store.last_ts),
         )
+        if big_peer_url is not None:
+            self._replicator = Replicator(
+                big_peer_url,
+                big_peer_token,
+                self._identity,
+                self.store,
+                replication_policy or ReplicationPolicy(),
+                lambda status: self._small_peer_info._emit(ReplicationChanged(status)),
+            )
+            self._replicator._enabled = self._small_peer_info._scope is SmallPeerInfoSyncScope.BIG_PEER_ONLY
         with contextlib.suppress(RuntimeError):  # no running loop: started by the first call in one
             asyncio.get_running_loop()
             self._start_background()
@@ -110,10 +130,6 @@ class Ditto:
     def is_closed(self) -> bool:
         return self._closed
 
-    @property
-    def _replicates(self) -> bool:
-        return self._replicator is not None
-
     def _start_background(self) -> None:
         try:
             asyncio.get_running_loop()
@@ -121,10 +137,12 @@ class Ditto:
             return
         if self._small_peer_info._enabled:
             self._small_peer_info._start_collection()
-
-    def _on_sync_scope_changed(self, scope: SmallPeerInfoSyncScope) -> None:
         if self._replicator is not None:
-            self._replicator.on_sync_scope_changed(scope)
+            self._replicator.start()
+
+    async def _on_sync_scope_changed(self, scope: SmallPeerInfoSyncScope) -> None:
+        if self._replicator is not None:
+            await self._replicator.set_scope(scope is SmallPeerInfoSyncScope.BIG_PEER_ONLY)
 
     def _on_document_stored(self, seq: int, queued: bool) -> None:
         if queued and self._replicator is not None:

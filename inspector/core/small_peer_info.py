@@ -234,10 +234,14 @@ class SmallPeerInfo:
             raise ValueError(f"unknown sync scope {scope!r}; expected one of {allowed}") from None
         if new is self._scope:
             return
-        await self._ditto.store.run(self._ditto.store.save_setting, SYNC_SCOPE, new.value.encode())
-        self._check_open()
-        self._scope = new
-        self._ditto._on_sync_scope_changed(new)
+        if self._collect_lock is None:
+            self._collect_lock = asyncio.Lock()
+        # Under the collection lock: no document is half-collected under the old scope.
+        async with self._collect_lock:
+            self._check_open()
+            await self._ditto.store.run(self._ditto.store.save_setting, SYNC_SCOPE, new.value.encode())
+            self._scope = new
+            await self._ditto._on_sync_scope_changed(new)
         self._emit(SettingChanged(SYNC_SCOPE, new))
         if new is SmallPeerInfoSyncScope.BIG_PEER_ONLY and self._enabled:
             self._wake_collector()
@@ -391,8 +395,9 @@ class SmallPeerInfo:
                 **facts,
             }
             body = orjson.dumps(document)
-            queue = scope is SmallPeerInfoSyncScope.BIG_PEER_ONLY and ditto._replicates
-            seq = await store.run(store.insert_collected, ditto.peer_key, ts_ms, body, metadata, queue)
+            queue = scope is SmallPeerInfoSyncScope.BIG_PEER_ONLY and ditto._replicator is not None
+            bound = ditto._replicator.policy.max_queue if queue else 0
+            seq = await store.run(store.insert_collected, ditto.peer_key, ts_ms, body, metadata, queue, bound)
             self._last_ts = ts_ms
             self._last_collected_at = ts_ms / 1000
             document["metadata"] = orjson.loads(metadata)

@@ -215,9 +215,19 @@ class Store:
         return row[0] or 0
 
     def insert_collected(
-        self, doc_id: str, ts_ms: int, body: bytes, metadata: bytes, queue_for_big_peer: bool
+        self,
+        doc_id: str,
+        ts_ms: int,
+        body: bytes,
+        metadata: bytes,
+        queue_for_big_peer: bool,
+        queue_bound: int = 0,
     ) -> int:
-        """Store one collected document as the current one and in the history; returns its seq."""
+        """Store one collected document as the current one and in the history; returns its seq.
+
+        With ``queue_for_big_peer`` it is also put in the outbox, in the same transaction;
+        past ``queue_bound`` queued documents the oldest are dropped and counted.
+        """
         cached = self._blob_cache
         metadata_hash = cached[1] if cached is not None and cached[0] is metadata else _hash(metadata)
         size = len(body) + len(metadata) + len(b',"metadata":')
@@ -242,9 +252,65 @@ class Store:
             )
             if queue_for_big_peer:
                 conn.execute("INSERT INTO outbox (seq) VALUES (?)", (seq,))
+                if queue_bound:
+                    self._bound_outbox(queue_bound)
             self._prune(seq, ts_ms)
         self._blob_cache = (metadata, metadata_hash)
         return seq
+
+    def _bound_outbox(self, bound: int) -> None:
+        excess = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0] - bound
+        if excess > 0:
+            self._drop_from_outbox("WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,))
+            self._conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('outbox_dropped', ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)",
+                (str(excess), excess),
+            )
+
+    def _drop_from_outbox(self, where: str, args: tuple[Any, ...] = ()) -> int:
+        self._conn.execute(
+            f"UPDATE history SET replication = {int(Replication.DROPPED)} "
+            f"WHERE seq IN (SELECT seq FROM outbox {where})",
+            args,
+        )
+        return self._conn.execute(f"DELETE FROM outbox {where}", args).rowcount
+
+    # --- the outbox (replication to the Big Peer) ------------------------------------------------
+
+    def outbox_batch(self, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest queued documents as ``(seq, compact JSON)``, in order."""
+        rows = self._conn.execute(
+            "SELECT o.seq, h.body, b.data FROM outbox o JOIN history h ON h.seq = o.seq "
+            "JOIN blobs b ON b.hash = h.metadata_hash ORDER BY o.seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        # Splice the stored metadata back in without decoding either part.
+        return [(seq, body[:-1] + b',"metadata":' + metadata + b"}") for seq, body, metadata in rows]
+
+    def acknowledge(self, seqs: list[int]) -> None:
+        marks = ",".join("?" * len(seqs))
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
+            self._conn.execute(
+                f"UPDATE history SET replication = {int(Replication.ACKNOWLEDGED)} WHERE seq IN ({marks})",
+                seqs,
+            )
+
+    def drop_outbox(self, seqs: list[int] | None = None) -> int:
+        """Drop queued documents (all of them, or ``seqs``); they will never be sent."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            if seqs is None:
+                return self._drop_from_outbox("")
+            return self._drop_from_outbox(f"WHERE seq IN ({','.join('?' * len(seqs))})", tuple(seqs))
+
+    def outbox_state(self) -> tuple[int, int]:
+        """(queued documents, documents dropped because the queue was full, ever)."""
+        queued = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        row = self._conn.execute("SELECT value FROM settings WHERE key = 'outbox_dropped'").fetchone()
+        return queued, int(row[0]) if row else 0
 
     def _prune(self, newest_seq: int, now_ms: int) -> None:
         oldest_kept = newest_seq - self._retention.max_documents + 1
