@@ -1,0 +1,37 @@
+"""The built wheel carries the top-level resources/ and both entry points."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (built,) = out.glob("*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_wheel_contains_every_resource(wheel):
+    names = set(wheel.namelist())
+    resources = [p for p in (ROOT / "resources").rglob("*") if p.is_file()]
+    assert resources, "resources/ is empty"
+    for path in resources:
+        assert f"inspector/resources/{path.relative_to(ROOT / 'resources').as_posix()}" in names
+
+
+def test_wheel_declares_the_entry_points(wheel):
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
+    text = wheel.read(entry_points).decode()
+    assert "small-peer-inspector = inspector.__main__:main" in text
+    assert "inspector-big-peer = inspector.big_peer.__main__:main" in text
