@@ -285,12 +285,18 @@ class SmallPeerInfo:
         self._check_open()
         queue: asyncio.Queue[SmallPeerInfoEvent | None] = asyncio.Queue()
         subscription = self.observe(queue.put_nowait)
-        self._ditto._on_close.append(lambda: queue.put_nowait(None))
+
+        def end() -> None:
+            queue.put_nowait(None)
+
+        self._ditto._on_close.append(end)
         try:
             while (event := await queue.get()) is not None:
                 yield event
         finally:
             subscription.cancel()
+            with contextlib.suppress(ValueError):
+                self._ditto._on_close.remove(end)
 
     def _emit(self, event: SmallPeerInfoEvent) -> None:
         for callback in list(self._observers):
