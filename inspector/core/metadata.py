@@ -62,6 +62,7 @@ _STRING_TEXT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _BIG_INT = re.compile(r"(?<![\d.eE+\-])-?\d{19,}(?![\d.eE])")
 # Tokens that move through the structure, for locating a node in JSON text.
 _STRUCTURE_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]', re.S)
+_RAW_SURROGATE = re.compile("[\ud800-\udfff]")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 _DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -111,13 +112,7 @@ def _validate_text(text: str) -> ValidatedMetadata:
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        message = exc.msg.rstrip(".")
-        raise MetadataValidationError(
-            _R.INVALID_JSON,
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {message}",
-            line=exc.lineno,
-            column=exc.colno,
-        ) from None
+        raise _decode_error(text, exc) from None
     if not isinstance(value, dict):
         raise MetadataValidationError(
             _R.NOT_AN_OBJECT,
@@ -130,6 +125,32 @@ def _validate_text(text: str) -> ValidatedMetadata:
     encoded = orjson.dumps(value)
     _check_size(len(encoded))
     return ValidatedMetadata(value, encoded, len(encoded), depth)
+
+
+def _decode_error(text: str, exc: orjson.JSONDecodeError) -> MetadataValidationError:
+    message = exc.msg.rstrip(".")
+    line, column = exc.lineno, exc.colno
+    if "surrogate" in message or "infinity" in message:
+        # Well-formed JSON text whose value JSON-in-UTF-8 cannot carry: a lone surrogate, 1e400.
+        if "surrogates not allowed" in message and (found := _RAW_SURROGATE.search(text)):
+            line, column = _line_column(text, found.start())
+        return MetadataValidationError(
+            _R.NOT_JSON_COMPATIBLE,
+            f"line {line}, column {column}: {message}",
+            line=line,
+            column=column,
+            path=_path_at(text, _offset(text, line, column)),
+        )
+    return MetadataValidationError(
+        _R.INVALID_JSON, f"invalid JSON at line {line}, column {column}: {message}", line=line, column=column
+    )
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    start = 0
+    for _ in range(line - 1):
+        start = text.index("\n", start) + 1
+    return start + column - 1
 
 
 def _check_integer_literals(text: str) -> None:

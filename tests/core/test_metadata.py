@@ -290,3 +290,13 @@ def test_arbitrary_text_is_accepted_or_refused_with_a_reason(text):
     else:
         assert isinstance(result.value, dict)
         assert orjson.loads(text) == result.value
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [('{"a": 1e400}', "$.a"), ('{"b":\n {"a": "\\ud800"}}', "$.b.a"), ('{"a": "\ud800"}', "$.a")],
+)
+def test_json_text_whose_value_cannot_be_carried_is_not_json_compatible(text, path):
+    error = reason(text)
+    assert error.reason is R.NOT_JSON_COMPATIBLE
+    assert error.path == path
