@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from inspector.big_peer.app import create_app
+from inspector.big_peer.app import IN_FLIGHT, create_app
 from inspector.big_peer.config import BigPeerConfig, parse_config
 from inspector.big_peer.storage import DATABASE_FILE, SQLiteStorage
 
@@ -107,7 +107,8 @@ async def serve(config: BigPeerConfig) -> int:
             create_app(config, storage),
             handle_signals=False,
             access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
-            shutdown_timeout=config.shutdown_timeout,
+            # Only requests that outlived the drain below are left when aiohttp shuts down.
+            shutdown_timeout=1.0,
         )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -120,6 +121,15 @@ async def serve(config: BigPeerConfig) -> int:
         print(f"listening on http://{_url_host(host)}:{port}", flush=True)
         _log.info("serving %s on http://%s:%s", config.data_dir / DATABASE_FILE, _url_host(host), port)
         await stop.wait()
+        for site in runner.sites:
+            await site.stop()
+        in_flight = runner.app[IN_FLIGHT]
+        if not await in_flight.drain(config.shutdown_timeout):
+            _log.warning(
+                "%d requests still in flight after %s s; cutting them off",
+                len(in_flight),
+                config.shutdown_timeout,
+            )
     _log.info("stopped; the database is closed")
     return 0
 

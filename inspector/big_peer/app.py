@@ -72,8 +72,11 @@ request lines) get aiohttp's plain-text 400 before any handler runs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -90,9 +93,11 @@ from inspector.core.identity import verify_request
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
+    "IN_FLIGHT",
     "MAX_HISTORY_LIMIT",
     "WRITE_PATH",
     "ApiError",
+    "InFlight",
     "create_app",
 ]
 
@@ -104,6 +109,68 @@ _WWW_AUTHENTICATE = 'Bearer realm="inspector-big-peer"'
 _log = logging.getLogger("inspector.big_peer")
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class InFlight:
+    """The requests being handled, so shutdown can wait for them while their bodies still arrive.
+
+    aiohttp's own graceful shutdown stops reading from every connection at once,
+    which would cut off a write whose body is still on its way; the service
+    instead stops listening, waits here, and only then lets aiohttp close the
+    connections.
+    """
+
+    def __init__(self) -> None:
+        # Weak references by id (requests are unhashable): a request that dies between the
+        # Expect handler and the handler drops out by itself instead of blocking shutdown.
+        self._requests: dict[int, weakref.ref[web.Request]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.draining = False
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    def enter(self, request: web.Request) -> None:
+        key = id(request)
+        if key not in self._requests:
+            self._requests[key] = weakref.ref(request, lambda _: self._forget(key))
+            self._idle.clear()
+
+    def leave(self, request: web.Request) -> None:
+        self._forget(id(request))
+
+    def _forget(self, key: int) -> None:
+        self._requests.pop(key, None)
+        if not self._requests:
+            self._idle.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """From now on answers close their connections; wait until no request is in flight."""
+        self.draining = True
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._requests:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), min(remaining, 0.5))
+        return True
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        self.enter(request)
+        try:
+            response = await handler(request)
+        finally:
+            self.leave(request)
+        if self.draining:
+            response.force_close()
+        return response
+
+
+IN_FLIGHT = web.AppKey("IN_FLIGHT", InFlight)
+"""The `InFlight` tracker of an application made by `create_app`."""
 
 
 def json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -176,9 +243,10 @@ def _check_token(request: web.Request, expected: str, what: str) -> None:
 
 
 class _BigPeerApi:
-    def __init__(self, config: BigPeerConfig, storage: BigPeerStorage) -> None:
+    def __init__(self, config: BigPeerConfig, storage: BigPeerStorage, in_flight: InFlight) -> None:
         self._config = config
         self._storage = storage
+        self._in_flight = in_flight
         self._nonces = NonceCache()
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -189,6 +257,8 @@ class _BigPeerApi:
         length = request.content_length
         if length is not None and length > self._config.max_body_bytes:
             return _body_too_large(length, self._config.max_body_bytes).response()
+        # Sending "100 Continue" starts the request for the client: it is in flight from here on.
+        self._in_flight.enter(request)
         if request.version == HttpVersion11:
             if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
                 return ApiError(
@@ -302,9 +372,13 @@ def _history_limit(text: str | None) -> int:
 
 def create_app(config: BigPeerConfig, storage: BigPeerStorage) -> web.Application:
     """The aiohttp application serving the API over ``storage``; the caller owns and closes it."""
-    api = _BigPeerApi(config, storage)
+    in_flight = InFlight()
+    api = _BigPeerApi(config, storage, in_flight)
     # client_max_size backs up the explicit limit in case a handler ever calls request.read().
-    app = web.Application(middlewares=[_json_errors], client_max_size=config.max_body_bytes)
+    app = web.Application(
+        middlewares=[in_flight.middleware, _json_errors], client_max_size=config.max_body_bytes
+    )
+    app[IN_FLIGHT] = in_flight
     app.router.add_get("/healthz", api.healthz)
     app.router.add_post(WRITE_PATH, api.write, expect_handler=api.expect_continue)
     app.router.add_get("/api/v1/devices", api.devices)
