@@ -229,14 +229,14 @@ class SQLiteStorage:
             (document["_id"], document["last_updated_at"], received_at_ms, orjson.dumps(document).decode())
             for document in documents
         ]
-        newest: dict[str, str] = {}
-        for peer_key, last_updated_at, _, _ in rows:
-            if last_updated_at > newest.get(peer_key, ""):
-                newest[peer_key] = last_updated_at
         connection = self._require_connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
             accepted = connection.executemany(_INSERT_DOCUMENT, rows).rowcount
+            newest: dict[str, str] = {}
+            for peer_key, last_updated_at, _, _ in rows:
+                if last_updated_at > newest.get(peer_key, ""):
+                    newest[peer_key] = last_updated_at
             connection.executemany(_UPSERT_DEVICE, [(key, at, received_at_ms) for key, at in newest.items()])
             connection.execute("COMMIT")
         except BaseException:

@@ -1,0 +1,125 @@
+"""Checking write bodies and refusing replayed nonces, without a running service."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inspector.big_peer.documents import BatchTooLargeError, MalformedBatchError, is_timestamp, parse_batch
+from inspector.big_peer.replay import NonceCache, NonceCacheFullError
+
+VALID = {"_id": "pk" + "A" * 43, "last_updated_at": "2026-11-26T05:38:12.345Z"}
+
+
+def test_valid_batch_is_returned_as_parsed() -> None:
+    documents = [VALID, {**VALID, "last_updated_at": "2026-11-26T05:38:13.000Z", "extra": [1, {"a": None}]}]
+
+    assert parse_batch(orjson.dumps({"documents": documents}), 10) == documents
+
+
+def test_count_limit_is_checked_before_the_documents() -> None:
+    body = orjson.dumps({"documents": ["not a document"] * 11})
+
+    with pytest.raises(BatchTooLargeError) as caught:
+        parse_batch(body, 10)
+
+    assert (caught.value.count, caught.value.limit) == (11, 10)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-26T05:38:12.345Z",
+        "2024-02-29T23:59:59.999Z",
+        "0001-01-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",
+    ],
+)
+def test_fixed_width_utc_timestamps_are_accepted(text: str) -> None:
+    assert is_timestamp(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2025-02-29T00:00:00.000Z",
+        "2026-11-26T24:00:00.000Z",
+        "2026-11-26T05:60:00.000Z",
+        "2026-11-26 05:38:12.345Z",
+        "2026-11-26T05:38:12.345z",
+        "2026-11-26T05:38:12,345Z",
+        " 2026-11-26T05:38:12.345Z",
+        "",
+        None,
+        1764135492345,
+    ],
+)
+def test_other_timestamps_are_refused(value: object) -> None:
+    assert not is_timestamp(value)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(
+    st.binary(max_size=200) | _json.map(orjson.dumps) | _json.map(lambda v: orjson.dumps({"documents": v}))
+)
+def test_any_body_is_either_a_batch_or_a_clear_refusal(body: bytes) -> None:
+    try:
+        documents = parse_batch(body, 3)
+    except (MalformedBatchError, BatchTooLargeError) as exc:
+        assert str(exc)
+    else:
+        assert 1 <= len(documents) <= 3
+        assert all(isinstance(d["_id"], str) and is_timestamp(d["last_updated_at"]) for d in documents)
+
+
+def test_deeply_nested_body_is_refused_not_crashing() -> None:
+    body = b'{"documents": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+
+    with pytest.raises(MalformedBatchError):
+        parse_batch(body, 10)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def test_a_nonce_is_refused_the_second_time_within_the_window() -> None:
+    cache = NonceCache(window_ms=1000, clock_ms=_Clock())
+
+    assert cache.remember("pkA", "nonce-1", 1_000_000)
+    assert not cache.remember("pkA", "nonce-1", 1_000_000)
+    assert cache.remember("pkB", "nonce-1", 1_000_000), "nonces are per peer"
+
+
+def test_nonces_are_forgotten_once_their_timestamp_left_the_window() -> None:
+    clock = _Clock()
+    cache = NonceCache(window_ms=1000, clock_ms=clock)
+    cache.remember("pkA", "old", clock.now - 500)
+    cache.remember("pkA", "future", clock.now + 900)
+
+    clock.now += 501
+    cache.remember("pkA", "tick", clock.now)
+
+    assert len(cache) == 2, "the nonce signed 500 ms ago has expired, the one signed ahead has not"
+    assert not cache.remember("pkA", "future", clock.now + 900)
+
+
+def test_a_full_nonce_cache_refuses_instead_of_growing() -> None:
+    cache = NonceCache(window_ms=1000, max_entries=2, clock_ms=_Clock())
+    cache.remember("pkA", "1", 1_000_000)
+    cache.remember("pkA", "2", 1_000_000)
+
+    with pytest.raises(NonceCacheFullError):
+        cache.remember("pkA", "3", 1_000_000)
