@@ -1,0 +1,351 @@
+"""The metadata editor: JSON text, validated as the user types, applied on request.
+
+Validation is the core's own `inspector.core.metadata.validate`, run on the editor's
+text after each edit once typing pauses (a single-shot timer restarted by every
+edit). An error is marked where it is, with a wave underline laid over the text as
+an *extra selection*: the document itself is never reformatted, so validation adds
+no undo steps and never re-triggers ``textChanged``.
+
+What the peer holds is compared by compact encoding, so re-indenting the text is not
+a change: Apply is enabled only for a valid value that differs from the peer's.
+The editor follows metadata changed elsewhere (another window, the API) while it
+holds no unsaved edits; with unsaved edits it keeps them and says so.
+"""
+
+from __future__ import annotations
+
+import orjson
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QFontDatabase,
+    QKeySequence,
+    QTextCharFormat,
+    QTextCursor,
+    QTextFormat,
+)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.core.errors import DittoClosedError, MetadataValidationError, MetadataValidationReason
+from inspector.core.metadata import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES, ValidatedMetadata, validate
+from inspector.core.small_peer_info import SmallPeerInfo
+from inspector.gui.formatting import format_bytes
+from inspector.gui.highlighting import JsonHighlighter, is_dark_palette
+
+__all__ = ["VALIDATION_DELAY_MS", "MetadataEditorPanel", "describe_error", "pretty_json"]
+
+VALIDATION_DELAY_MS = 120
+"""Pause in typing after which the text is validated (validation itself takes ~1 ms at 128 KiB)."""
+
+_R = MetadataValidationReason
+_LIMIT = format_bytes(MAX_METADATA_SIZE_BYTES)
+
+
+def pretty_json(encoded: bytes | str) -> str:
+    """JSON text indented by two spaces (keys in their order), for people to read and edit."""
+    return orjson.dumps(orjson.loads(encoded), option=orjson.OPT_INDENT_2).decode("utf-8")
+
+
+def describe_error(error: MetadataValidationError) -> str:
+    """One line for the status label: what is wrong, where (line:column) and which limit."""
+    where = f" at line {error.line}:{error.column}" if error.line is not None else ""
+    if error.reason is _R.INVALID_JSON:
+        detail = error.message.split(": ", 1)[-1]
+        return f"invalid JSON{where} — {detail}"
+    if error.reason is _R.NOT_AN_OBJECT:
+        return f"not an object{where} — metadata must be a JSON object {{…}}"
+    if error.reason is _R.DEPTH_LIMIT_EXCEEDED:
+        depth = (
+            f"depth {error.depth} of {MAX_METADATA_DEPTH}"
+            if error.depth
+            else f"deeper than {MAX_METADATA_DEPTH}"
+        )
+        path = error.path if error.path is None or len(error.path) <= 60 else error.path[:57] + "…"
+        return f"too deep{where} — {depth}" + (f" at {path}" if path else "")
+    if error.reason is _R.SIZE_LIMIT_EXCEEDED:
+        if error.size is None:
+            size = "over the limit"
+        else:
+            size = ("over " if error.size_is_lower_bound else "") + f"{format_bytes(error.size)} of {_LIMIT}"
+        return f"too large — {size} compact (must be under {_LIMIT})"
+    return f"not representable as JSON{where} — {error.message}"
+
+
+class MetadataEditorPanel(QWidget):
+    """``metadataEditor``, ``metadataStatus``, ``applyMetadataButton``, and the Revert and Format actions."""
+
+    message = Signal(str)
+    """A passing note for the window's status bar (applied, followed an outside change...)."""
+
+    def __init__(self, small_peer_info: SmallPeerInfo, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("metadataPanel")
+        self._small_peer_info = small_peer_info
+        self._peer_encoded: bytes = small_peer_info.metadata_json_string.encode("utf-8")
+        self._baseline: bytes = self._peer_encoded  # what the editor was last loaded with or applied
+        self._valid: ValidatedMetadata | None = None
+        self._error: MetadataValidationError | None = None
+
+        title = QLabel("Metadata")
+        title.setObjectName("panelTitle")
+        hint = QLabel(
+            f"A JSON object carried by every document · under {_LIMIT}, up to {MAX_METADATA_DEPTH} levels"
+        )
+        hint.setObjectName("panelHint")
+        hint.setWordWrap(True)
+
+        self.editor = QPlainTextEdit(objectName="metadataEditor")
+        self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.editor.setTabStopDistance(self.editor.fontMetrics().horizontalAdvance("  "))
+        self.editor.setAccessibleName("Metadata JSON")
+        self.highlighter = JsonHighlighter(self.editor.document())
+
+        self.status = QLabel(objectName="metadataStatus")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.notice = QLabel(objectName="metadataNotice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+
+        self.apply_action = QAction("&Apply Metadata", self)
+        self.apply_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Save))
+        self.apply_action.setToolTip("Give the peer this metadata; the next document carries it")
+        self.revert_action = QAction("&Revert Metadata", self)
+        self.revert_action.setToolTip("Discard the edits and show the peer's metadata")
+        self.format_action = QAction("&Format Metadata", self)
+        self.format_action.setShortcut(QKeySequence("Ctrl+Shift+F"))
+        self.format_action.setToolTip("Pretty-print the JSON (the value stays the same)")
+        for action in (self.apply_action, self.revert_action, self.format_action):
+            self.addAction(action)  # shortcuts work wherever the focus is in the window
+        self.apply_action.triggered.connect(self.apply)
+        self.revert_action.triggered.connect(self.revert)
+        self.format_action.triggered.connect(self.format_text)
+
+        self.format_button = QPushButton("Format", objectName="formatMetadataButton")
+        self.revert_button = QPushButton("Revert", objectName="revertMetadataButton")
+        self.apply_button = QPushButton("Apply", objectName="applyMetadataButton")
+        self.apply_button.setDefault(True)
+        for button, action in (
+            (self.format_button, self.format_action),
+            (self.revert_button, self.revert_action),
+            (self.apply_button, self.apply_action),
+        ):
+            button.setToolTip(
+                f"{action.toolTip()} ({action.shortcut().toString(QKeySequence.NativeText)})"
+                if not action.shortcut().isEmpty()
+                else action.toolTip()
+            )
+            button.clicked.connect(action.trigger)
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(VALIDATION_DELAY_MS)
+        self._debounce.timeout.connect(self.validate_now)
+        self.editor.textChanged.connect(self._debounce.start)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.format_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.apply_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(title)
+        layout.addWidget(hint)
+        layout.addWidget(self.editor, 1)
+        layout.addWidget(self.status)
+        layout.addWidget(self.notice)
+        layout.addLayout(buttons)
+
+        self._load(self._peer_encoded)
+
+    # --- state --------------------------------------------------------------------------------------
+
+    @property
+    def validated(self) -> ValidatedMetadata | None:
+        """The editor's value as last validated, or None while it is invalid."""
+        return self._valid
+
+    @property
+    def error(self) -> MetadataValidationError | None:
+        return self._error
+
+    def has_unsaved_edits(self) -> bool:
+        """Whether the text holds a value other than the one it was loaded with (or is invalid)."""
+        if self._debounce.isActive():
+            self.validate_now()
+        return self._valid is None or self._valid.encoded != self._baseline
+
+    def shutdown(self) -> None:
+        """Stop pending work (the window is closing)."""
+        self._debounce.stop()
+
+    # --- validation ---------------------------------------------------------------------------------
+
+    def validate_now(self) -> None:
+        """Validate the editor's text and show the outcome (the debounce timer calls this)."""
+        self._debounce.stop()
+        try:
+            valid = validate(self.editor.toPlainText())
+        except MetadataValidationError as exc:
+            self._valid, self._error = None, exc
+            self._set_status(describe_error(exc), "error", exc.message)
+            self._mark_error(exc)
+        else:
+            self._valid, self._error = valid, None
+            size = format_bytes(valid.size)
+            self._set_status(
+                f"valid · {size} of {_LIMIT} · depth {valid.depth} of {MAX_METADATA_DEPTH}",
+                "valid",
+                f"{valid.size:,} bytes as compact JSON (the limit is under {MAX_METADATA_SIZE_BYTES:,})",
+            )
+            if self.editor.extraSelections():
+                self.editor.setExtraSelections([])
+        self._update_actions()
+
+    def _set_status(self, text: str, state: str, tooltip: str) -> None:
+        self.status.setText(text)
+        self.status.setToolTip(tooltip)
+        if self.status.property("state") != state:
+            self.status.setProperty("state", state)
+            self.status.style().unpolish(self.status)
+            self.status.style().polish(self.status)
+
+    def _mark_error(self, error: MetadataValidationError) -> None:
+        selections: list[QTextEdit.ExtraSelection] = []
+        if error.line is not None and error.column is not None:
+            document = self.editor.document()
+            block = document.findBlockByNumber(error.line - 1)
+            if not block.isValid():
+                block = document.lastBlock()
+            text = block.text()
+            column = min(max(error.column - 1, 0), len(text))
+            if column == len(text) and column > 0:
+                column -= 1  # past the end of the line: mark its last character
+            start = len(text[:column].encode("utf-16-le")) // 2
+            length = len(text[column : column + 1].encode("utf-16-le")) // 2
+            red = QColor("#e5484d")
+
+            line = QTextEdit.ExtraSelection()
+            line.format.setBackground(
+                QColor(red.red(), red.green(), red.blue(), 40 if is_dark_palette() else 22)
+            )
+            line.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+            line.cursor = QTextCursor(block)
+            selections.append(line)
+
+            spot = QTextEdit.ExtraSelection()
+            spot.format.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+            spot.format.setUnderlineColor(red)
+            spot.cursor = QTextCursor(block)
+            spot.cursor.setPosition(block.position() + start)
+            spot.cursor.setPosition(block.position() + start + length, QTextCursor.MoveMode.KeepAnchor)
+            selections.append(spot)
+        self.editor.setExtraSelections(selections)
+
+    def _update_actions(self) -> None:
+        valid = self._valid
+        differs = valid is None or valid.encoded != self._peer_encoded
+        self.apply_action.setEnabled(valid is not None and differs)
+        self.apply_button.setEnabled(valid is not None and differs)
+        self.revert_action.setEnabled(differs)
+        self.revert_button.setEnabled(differs)
+        self.format_action.setEnabled(valid is not None)
+        self.format_button.setEnabled(valid is not None)
+
+    def _set_notice(self, text: str | None, kind: str = "warning") -> None:
+        if not text:
+            self.notice.clear()
+            self.notice.hide()
+            return
+        self.notice.setText(text)
+        self.notice.setProperty("kind", kind)
+        self.notice.style().unpolish(self.notice)
+        self.notice.style().polish(self.notice)
+        self.notice.show()
+
+    # --- actions ------------------------------------------------------------------------------------
+
+    def apply(self) -> None:
+        """Give the editor's value to the peer (Apply, Ctrl+S)."""
+        self.validate_now()
+        valid = self._valid
+        if valid is None or valid.encoded == self._peer_encoded:
+            return
+        try:
+            self._small_peer_info.metadata_json_string = valid.encoded.decode("utf-8")
+        except (MetadataValidationError, DittoClosedError) as exc:
+            self._set_notice(f"Could not apply the metadata: {exc}", "error")
+            return
+        self._peer_encoded = self._baseline = valid.encoded
+        self._set_notice(None)
+        self._update_actions()
+        self.message.emit("Metadata applied: the next document carries it.")
+
+    def revert(self) -> None:
+        """Show the peer's metadata again, dropping the edits (undoable)."""
+        self._replace_text(pretty_json(self._peer_encoded))
+        self._baseline = self._peer_encoded
+        self._set_notice(None)
+        self._update_actions()
+
+    def format_text(self) -> None:
+        """Pretty-print the editor's JSON in place (undoable); the value does not change."""
+        self.validate_now()
+        if self._valid is None:
+            return
+        text = pretty_json(self._valid.encoded)
+        if text != self.editor.toPlainText():
+            self._replace_text(text)
+
+    def _replace_text(self, text: str) -> None:
+        # Through a cursor, in one edit block, so that Undo brings the previous text back.
+        line = self.editor.textCursor().blockNumber()
+        cursor = QTextCursor(self.editor.document())
+        cursor.beginEditBlock()
+        cursor.select(QTextCursor.SelectionType.Document)
+        cursor.insertText(text)
+        cursor.endEditBlock()
+        block = self.editor.document().findBlockByNumber(line)
+        if block.isValid():
+            self.editor.setTextCursor(QTextCursor(block))
+        self.validate_now()
+
+    def _load(self, encoded: bytes) -> None:
+        self.editor.setPlainText(pretty_json(encoded))
+        self._baseline = encoded
+        self.validate_now()
+
+    # --- the peer -----------------------------------------------------------------------------------
+
+    def on_metadata_changed(self, compact_json: str) -> None:
+        """The peer's metadata changed (here or elsewhere): follow it unless there are unsaved edits."""
+        new = compact_json.encode("utf-8")
+        if self._debounce.isActive():
+            self.validate_now()
+        dirty = self._valid is None or self._valid.encoded != self._baseline
+        self._peer_encoded = new
+        if self._valid is not None and self._valid.encoded == new:
+            self._baseline = new  # the editor already shows it (our own Apply, or the same edit)
+            self._set_notice(None)
+        elif not dirty:
+            self._load(new)
+            self._set_notice(None)
+            self.message.emit("The metadata was changed elsewhere: the editor shows the new value.")
+        else:
+            self._set_notice(
+                "The metadata was changed elsewhere. Your unsaved edits are kept: "
+                "Apply replaces it with them, Revert shows the new value."
+            )
+        self._update_actions()

@@ -1,0 +1,106 @@
+"""The collection toggle, the interval, Collect now, and the last/next collection countdown."""
+
+import re
+
+from PySide6.QtCore import Qt
+
+from inspector.gui.formatting import format_countdown
+
+
+def test_toggle_starts_off_for_a_new_peer(window):
+    toggle = window.collection_toggle
+    assert toggle.objectName() == "collectionToggle"
+    assert toggle.isCheckable()
+    assert not toggle.isChecked()
+    assert toggle.text() == "Collection off"
+    assert window.schedule_label.text() == "Nothing collected yet · collection is off"
+
+
+def test_turning_collection_on_collects_a_document_at_once(window, ditto, qtbot):
+    qtbot.mouseClick(window.collection_toggle, Qt.MouseButton.LeftButton)
+
+    assert ditto.small_peer_info.is_enabled
+    assert window.collection_toggle.text() == "Collection on"
+    qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
+    qtbot.waitUntil(lambda: "next in" in window.schedule_label.text())
+    text = window.schedule_label.text()
+    assert re.fullmatch(r"Last collected (just now|1 s ago) · next in (1:00:00|59:5\d)", text), text
+
+
+def test_turning_collection_off_stops_it(window, ditto, qtbot):
+    ditto.small_peer_info.is_enabled = True
+    qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
+
+    qtbot.mouseClick(window.collection_toggle, Qt.MouseButton.LeftButton)
+
+    assert not ditto.small_peer_info.is_enabled
+    assert window.collection_toggle.text() == "Collection off"
+    assert window.schedule_label.text().endswith("· collection is off")
+    assert not window.collect_now_button.isEnabled()
+
+
+def test_toggle_follows_the_peer_when_changed_elsewhere(window, ditto):
+    ditto.small_peer_info.is_enabled = True
+    assert window.collection_toggle.isChecked()
+    assert window.collection_action.isChecked()
+
+    ditto.small_peer_info.is_enabled = False
+    assert not window.collection_toggle.isChecked()
+    assert window.collection_toggle.text() == "Collection off"
+
+
+def test_toggle_shows_a_reopened_peers_setting(make_ditto, make_window, tmp_path, run, qtbot):
+    first = make_ditto(tmp_path / "reopened")
+    first.small_peer_info.is_enabled = True
+    run(first.close())
+
+    window = make_window(make_ditto(tmp_path / "reopened"))
+
+    assert window.collection_toggle.isChecked()
+
+
+def test_interval_is_shown_beside_the_toggle(make_ditto, make_window, tmp_path):
+    window = make_window(make_ditto(tmp_path / "p", small_peer_info_interval=300.0))
+    assert window.interval_label.text() == "every 5 min"
+
+
+def test_collect_now_is_only_offered_while_collection_is_on(window, ditto):
+    assert window.collect_now_button.text() == "Collect now"
+    assert not window.collect_now_button.isEnabled()
+    assert not window.collect_now_action.isEnabled()
+
+    ditto.small_peer_info.is_enabled = True
+
+    assert window.collect_now_button.isEnabled()
+
+
+def test_collect_now_adds_a_document(window, ditto, qtbot):
+    ditto.small_peer_info.is_enabled = True
+    qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
+
+    qtbot.mouseClick(window.collect_now_button, Qt.MouseButton.LeftButton)
+
+    qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 2)
+    qtbot.waitUntil(lambda: window.collect_now_button.isEnabled())
+    assert window.statusBar().currentMessage().startswith("Collected a document at ")
+
+
+def test_countdown_shows_the_time_to_the_next_collection(window, ditto, qtbot):
+    ditto.small_peer_info.is_enabled = True
+    qtbot.waitUntil(lambda: ditto.small_peer_info.next_collection_at is not None)
+    window._tick()
+
+    match = re.fullmatch(
+        r"Last collected (just now|\d s ago) · next in (\d+:\d\d:\d\d)", window.schedule_label.text()
+    )
+    assert match, window.schedule_label.text()
+    # An hour's interval: the countdown starts just under 1:00:00.
+    assert match.group(2) in {format_countdown(3600 - s) for s in range(0, 5)}
+
+
+def test_countdown_moves_every_second(window, ditto, qtbot):
+    ditto.small_peer_info.is_enabled = True
+    qtbot.waitUntil(lambda: "next in" in window.schedule_label.text())
+    before = window.schedule_label.text()
+
+    qtbot.waitUntil(lambda: window.schedule_label.text() != before, timeout=3000)
