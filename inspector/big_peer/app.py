@@ -257,13 +257,13 @@ class _BigPeerApi:
         length = request.content_length
         if length is not None and length > self._config.max_body_bytes:
             return _body_too_large(length, self._config.max_body_bytes).response()
-        # Sending "100 Continue" starts the request for the client: it is in flight from here on.
-        self._in_flight.enter(request)
         if request.version == HttpVersion11:
             if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
                 return ApiError(
                     417, "expectation_failed", "only Expect: 100-continue is understood"
                 ).response()
+            # From "100 Continue" on, the client sends its body: the request is in flight.
+            self._in_flight.enter(request)
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
         return None

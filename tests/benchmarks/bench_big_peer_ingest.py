@@ -5,7 +5,7 @@ Not collected by pytest (its name does not start with ``test_``, and pytest igno
 tests/benchmarks).
 
 It starts the real service as a subprocess on 127.0.0.1, then several devices
-(one key each) send realistic small peer info documents (about 1.3 KB) in
+(one key each) send realistic small peer info documents (about 1.6 KB) in
 batches, concurrently, and it prints documents per second. Bodies are built and
 signed before the clock starts, so the number is the service's, not the client's
 (the client still shares the machine's cores).
@@ -17,6 +17,11 @@ Baselines measured in the same run put the number in context:
 * ``sqlite floor``: the same rows written straight into SQLite with the service's
   schema and pragmas, one transaction per batch: what the disk alone costs;
 * ``per batch in process``: the service's CPU steps timed one by one.
+
+Reading the numbers: the service is one Python process, so its ceiling is the CPU
+one event-loop thread plus one SQLite thread can get. On small VMs two busy vCPUs
+often do not give twice the work of one (check with two CPU-bound processes), and
+then CPU per document rises with concurrency although no step got slower.
 """
 
 from __future__ import annotations
