@@ -178,3 +178,17 @@ async def test_default_body_limit_is_8_mib(big_peer_factory) -> None:
     assert over.status == 413
     assert "8388608" in over.json["error"]["message"]
     assert at_limit.status == 100, "the service asks for a body of exactly the limit"
+
+
+def test_unusable_data_directory_is_a_clear_failure(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("in the way")
+    command = big_peer_command(
+        "--port", "0", "--data", str(not_a_directory), "--device-token", "d", "--admin-token", "a"
+    )
+
+    result = run_to_exit(command, tmp_path)
+
+    assert result.returncode == 1
+    assert f"cannot open the database in {not_a_directory}" in result.stderr
+    assert result.stdout == ""
