@@ -55,7 +55,8 @@ class DocumentPanel(QWidget):
         self.setObjectName("documentPanel")
         self._store = store
         self._tasks = tasks
-        self._seq: int | None = None
+        self._seq: int | None = None  # asked for
+        self._shown_seq: int | None = None  # on screen
         self._document: dict[str, Any] | None = None
         self._previous: dict[str, Any] | None = None
         self._version = 0
@@ -93,6 +94,11 @@ class DocumentPanel(QWidget):
         return self._seq
 
     @property
+    def shown_seq(self) -> int | None:
+        """The seq of the document on screen (it lags `seq` while a new one is read)."""
+        return self._shown_seq
+
+    @property
     def document(self) -> dict[str, Any] | None:
         return self._document
 
@@ -119,6 +125,7 @@ class DocumentPanel(QWidget):
     def _render(self) -> None:
         document = self._document
         enabled = document is not None
+        self._shown_seq = self._seq if enabled else None
         self.copy_button.setEnabled(enabled)
         self.diff_toggle.setEnabled(enabled)
         if document is None:

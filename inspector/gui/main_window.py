@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QToolButton,
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         self.collect_now_button.setToolTip(self.collect_now_action.toolTip())
         self.collect_now_button.clicked.connect(self.collect_now_action.trigger)
         self.schedule_label = QLabel(objectName="collectionSchedule")
+        self.schedule_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.scope_combo = QComboBox(objectName="syncScopeCombo")
         for scope, (label, tip) in SCOPE_LABELS.items():
@@ -175,8 +177,6 @@ class MainWindow(QMainWindow):
         self.timeline_model = TimelineModel(self._ditto.store, self._tasks, self)
         self.timeline_model.countsChanged.connect(self._update_counts)
         self.timeline_model.searchingChanged.connect(lambda _searching: self._update_counts())
-        self.timeline_model.modelAboutToBeReset.connect(self._remember_selection)
-        self.timeline_model.modelReset.connect(self._restore_selection)
 
         self.filter_edit = QLineEdit(objectName="timelineFilter")
         self.filter_edit.setPlaceholderText("Filter: text anywhere in a document's JSON (Ctrl+F)")
@@ -186,7 +186,7 @@ class MainWindow(QMainWindow):
         self._filter_timer.setSingleShot(True)
         self._filter_timer.setInterval(FILTER_DELAY_MS)
         self._filter_timer.timeout.connect(self._apply_filter)
-        self.filter_edit.textChanged.connect(self._filter_timer.start)
+        self.filter_edit.textChanged.connect(lambda _text: self._filter_timer.start())
         self.filter_edit.returnPressed.connect(self._apply_filter)
 
         view = self.timeline_view = QTableView(objectName="timelineView")
@@ -217,6 +217,9 @@ class MainWindow(QMainWindow):
         for column, sample in widths.items():
             header.resizeSection(column, metrics.horizontalAdvance(sample) + 28)
         view.selectionModel().currentRowChanged.connect(self._on_current_row)
+        # After setModel: the selection model clears itself on reset first, then we reselect.
+        self.timeline_model.modelAboutToBeReset.connect(self._remember_selection)
+        self.timeline_model.modelReset.connect(self._restore_selection)
 
     def _build_layout(self) -> None:
         timeline = QWidget(objectName="timelinePanel")
@@ -553,7 +556,8 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
-            self.resize(1280, 800)
+            screen = self.screen().availableGeometry()
+            self.resize(min(1280, int(screen.width() * 0.9)), min(800, int(screen.height() * 0.9)))
         state = settings.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)

@@ -73,11 +73,12 @@ def describe_error(error: MetadataValidationError) -> str:
         path = error.path if error.path is None or len(error.path) <= 60 else error.path[:57] + "…"
         return f"too deep{where} — {depth}" + (f" at {path}" if path else "")
     if error.reason is _R.SIZE_LIMIT_EXCEEDED:
+        # Exact bytes: near the limit, rounded units would read "128 KiB of 128 KiB".
+        limit = f"must be under {MAX_METADATA_SIZE_BYTES:,} B ({_LIMIT})"
         if error.size is None:
-            size = "over the limit"
-        else:
-            size = ("over " if error.size_is_lower_bound else "") + f"{format_bytes(error.size)} of {_LIMIT}"
-        return f"too large — {size} compact (must be under {_LIMIT})"
+            return f"too large — {limit}"
+        size = f"{error.size:,} B" if not error.size_is_lower_bound else f"over {format_bytes(error.size)}"
+        return f"too large — {size} as compact JSON, {limit}"
     return f"not representable as JSON{where} — {error.message}"
 
 

@@ -1,0 +1,327 @@
+"""The metadata editor: live validation, the error mark, Apply / Ctrl+S, Revert, Format, outside changes."""
+
+import orjson
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCharFormat
+from PySide6.QtWidgets import QPlainTextEdit
+
+from inspector import MAX_METADATA_SIZE_BYTES
+
+
+def type_text(qtbot, editor: QPlainTextEdit, text: str):
+    """Replace the editor's text by typing, as a user would (select all, then type)."""
+    editor.setFocus()
+    editor.selectAll()
+    qtbot.keyClick(editor, Qt.Key.Key_Delete)
+    for number, line in enumerate(text.split("\n")):
+        if number:
+            qtbot.keyClick(editor, Qt.Key.Key_Return)
+        if line.isascii():
+            qtbot.keyClicks(editor, line)
+        else:
+            editor.insertPlainText(line)  # QTest cannot type characters outside the BMP
+
+
+def status_of(window):
+    return window.metadata_panel.status.text()
+
+
+def wait_status(qtbot, window, prefix):
+    qtbot.waitUntil(lambda: status_of(window).startswith(prefix))
+    return status_of(window)
+
+
+def error_marks(editor):
+    """(start, end, selected text) of each wave-underlined extra selection."""
+    return [
+        (sel.cursor.selectionStart(), sel.cursor.selectionEnd(), sel.cursor.selectedText())
+        for sel in editor.extraSelections()
+        if sel.format.underlineStyle() == QTextCharFormat.UnderlineStyle.WaveUnderline
+    ]
+
+
+def test_shows_the_peers_metadata_as_valid(window):
+    panel = window.metadata_panel
+    assert panel.editor.objectName() == "metadataEditor"
+    assert panel.status.objectName() == "metadataStatus"
+    assert panel.editor.toPlainText() == "{}"
+    assert status_of(window) == "valid · 2 B of 128 KiB · depth 1 of 64"
+    assert not panel.apply_button.isEnabled()
+    assert not panel.revert_button.isEnabled()
+
+
+def test_shows_a_reopened_peers_metadata_pretty_printed(make_ditto, make_window, tmp_path, run):
+    first = make_ditto(tmp_path / "reopened")
+    first.small_peer_info.metadata = {"site": "lab", "racks": [1, 2]}
+    run(first.close())
+
+    window = make_window(make_ditto(tmp_path / "reopened"))
+
+    assert (
+        window.metadata_panel.editor.toPlainText()
+        == '{\n  "site": "lab",\n  "racks": [\n    1,\n    2\n  ]\n}'
+    )
+    assert status_of(window) == "valid · 28 B of 128 KiB · depth 2 of 64"
+
+
+def test_validates_after_typing_pauses(window, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"a": ')
+
+    assert status_of(window).startswith("valid")  # not yet: the check waits for a pause
+    assert wait_status(qtbot, window, "invalid JSON") == "invalid JSON at line 1:7 — unexpected end of data"
+    assert panel.status.property("state") == "error"
+
+
+def test_reports_the_error_with_line_and_column(window, qtbot):
+    type_text(qtbot, window.metadata_panel.editor, '{\n  "a": 1,\n  "b": x\n}')
+
+    assert wait_status(qtbot, window, "invalid JSON") == (
+        "invalid JSON at line 3:8 — unexpected character, expected a JSON value"
+    )
+
+
+def test_marks_the_error_spot_with_a_wave_underline(window, qtbot):
+    editor = window.metadata_panel.editor
+    type_text(qtbot, editor, '{\n  "a": 1,\n  "b": x\n}')
+    wait_status(qtbot, window, "invalid JSON")
+
+    block = editor.document().findBlockByNumber(2)
+    assert error_marks(editor) == [(block.position() + 7, block.position() + 8, "x")]
+
+
+def test_error_mark_counts_utf16_units_after_emoji(window, qtbot):
+    editor = window.metadata_panel.editor
+    type_text(qtbot, editor, '{"😀": x}')
+    assert wait_status(qtbot, window, "invalid JSON").startswith("invalid JSON at line 1:7 ")
+
+    # The emoji takes two UTF-16 units in Qt's document: the mark must still sit on the x.
+    assert error_marks(editor) == [(7, 8, "x")]
+
+
+def test_the_mark_goes_away_once_the_text_is_valid(window, qtbot):
+    editor = window.metadata_panel.editor
+    type_text(qtbot, editor, '{"a": x}')
+    wait_status(qtbot, window, "invalid JSON")
+
+    type_text(qtbot, editor, '{"a": 1}')
+    wait_status(qtbot, window, "valid")
+
+    assert error_marks(editor) == []
+    assert window.metadata_panel.status.property("state") == "valid"
+
+
+def test_validation_leaves_the_text_and_the_undo_history_alone(window, qtbot):
+    editor = window.metadata_panel.editor
+    type_text(qtbot, editor, '{"a": x}')
+    steps = editor.document().availableUndoSteps()
+    text = editor.toPlainText()
+
+    wait_status(qtbot, window, "invalid JSON")
+    window.metadata_panel.validate_now()
+
+    assert editor.document().availableUndoSteps() == steps
+    assert editor.toPlainText() == text
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("[1, 2]", "not an object at line 1:1 — metadata must be a JSON object {…}"),
+        ('{"a": 1,}', "invalid JSON at line 1:8 — trailing comma is not allowed"),
+        (
+            '{"n": 123456789012345678901234}',
+            "not representable as JSON at line 1:7 — integer at line 1, column 7 does not fit in 64 bits",
+        ),
+    ],
+)
+def test_names_each_rule_that_was_broken(window, qtbot, text, status):
+    type_text(qtbot, window.metadata_panel.editor, text)
+    qtbot.waitUntil(lambda: not status_of(window).startswith("valid"))
+    assert status_of(window).startswith(status)
+    assert not window.metadata_panel.apply_button.isEnabled()
+
+
+def test_names_the_depth_limit_that_was_crossed(window, qtbot):
+    window.metadata_panel.editor.setPlainText("{" + '"a":[' * 64 + "]" * 64 + "}")
+
+    text = wait_status(qtbot, window, "too deep")
+    assert text.startswith("too deep at line 1:321 — depth 65 of 64 at $.a[0][0]")
+
+
+def test_names_the_size_limit_that_was_crossed(window, qtbot):
+    filler = "x" * (MAX_METADATA_SIZE_BYTES - len('{"a":""}'))  # exactly the limit: one byte too many
+    window.metadata_panel.editor.setPlainText(orjson.dumps({"a": filler}).decode())
+
+    assert wait_status(qtbot, window, "too large") == (
+        "too large — 131,072 B as compact JSON, must be under 131,072 B (128 KiB)"
+    )
+
+
+def test_size_is_measured_on_the_compact_encoding(window, qtbot):
+    filler = "x" * (MAX_METADATA_SIZE_BYTES - 1 - len('{"a":""}'))
+    window.metadata_panel.editor.setPlainText('{\n    "a":      "' + filler + '"\n}\n\n')
+
+    qtbot.waitUntil(lambda: status_of(window) == "valid · 127.9 KiB of 128 KiB · depth 1 of 64")
+
+
+def test_apply_is_enabled_only_for_a_valid_change(window, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"site": ')
+    wait_status(qtbot, window, "invalid")
+    assert not panel.apply_button.isEnabled()
+
+    type_text(qtbot, panel.editor, '{"site": "lab"}')
+    wait_status(qtbot, window, "valid")
+    assert panel.apply_button.isEnabled()
+
+    type_text(qtbot, panel.editor, "{ }")  # the peer's own value, spelled differently
+    qtbot.waitUntil(lambda: not panel.apply_button.isEnabled())
+
+
+def test_apply_gives_the_metadata_to_the_peer(window, ditto, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"site": "lab", "rack": 4}')
+    qtbot.waitUntil(panel.apply_button.isEnabled)
+
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+
+    assert ditto.small_peer_info.metadata == {"site": "lab", "rack": 4}
+    assert not panel.apply_button.isEnabled()
+    assert not panel.revert_button.isEnabled()
+    assert panel.editor.toPlainText() == '{"site": "lab", "rack": 4}'  # the user's spelling stays
+    assert window.statusBar().currentMessage() == "Metadata applied: the next document carries it."
+
+
+def test_apply_checks_text_typed_just_before(window, ditto, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"a": 1}')
+    qtbot.waitUntil(panel.apply_button.isEnabled)
+    type_text(qtbot, panel.editor, '{"a": ')  # invalid again, and not validated yet
+
+    panel.apply_action.trigger()
+
+    assert ditto.small_peer_info.metadata == {}
+    assert status_of(window).startswith("invalid JSON")
+
+
+def test_ctrl_s_applies(window, ditto, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"via": "shortcut"}')
+    qtbot.waitUntil(panel.apply_button.isEnabled)
+    window.activateWindow()
+    qtbot.waitActive(window)
+
+    qtbot.keyClick(panel.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+
+    assert ditto.small_peer_info.metadata == {"via": "shortcut"}
+
+
+def test_next_document_carries_applied_metadata(window, ditto, qtbot, run):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"site": "lab"}')
+    qtbot.waitUntil(panel.apply_button.isEnabled)
+    panel.apply_action.trigger()
+    ditto.small_peer_info.is_enabled = True
+
+    qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
+    documents = run(ditto.small_peer_info.history(limit=1))
+    assert documents[0]["metadata"] == {"site": "lab"}
+
+
+def test_revert_shows_the_peers_metadata_again_and_can_be_undone(window, ditto, qtbot):
+    ditto.small_peer_info.metadata = {"site": "lab"}
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"site": "edited"}')
+    qtbot.waitUntil(panel.revert_button.isEnabled)
+
+    qtbot.mouseClick(panel.revert_button, Qt.MouseButton.LeftButton)
+
+    assert panel.editor.toPlainText() == '{\n  "site": "lab"\n}'
+    assert not panel.revert_button.isEnabled()
+    assert not panel.apply_button.isEnabled()
+    panel.editor.undo()
+    assert panel.editor.toPlainText() == '{"site": "edited"}'
+
+
+def test_format_pretty_prints_without_changing_the_value(window, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"a":1,"b":[true,null],"c":{"d":"é"}}')
+    qtbot.waitUntil(panel.format_button.isEnabled)
+
+    qtbot.mouseClick(panel.format_button, Qt.MouseButton.LeftButton)
+
+    assert panel.editor.toPlainText() == (
+        '{\n  "a": 1,\n  "b": [\n    true,\n    null\n  ],\n  "c": {\n    "d": "é"\n  }\n}'
+    )
+    assert status_of(window) == "valid · 38 B of 128 KiB · depth 2 of 64"
+    panel.editor.undo()
+    assert panel.editor.toPlainText() == '{"a":1,"b":[true,null],"c":{"d":"é"}}'
+
+
+def test_format_is_offered_only_for_valid_json(window, qtbot):
+    type_text(qtbot, window.metadata_panel.editor, "{")
+    qtbot.waitUntil(lambda: not window.metadata_panel.format_button.isEnabled())
+
+
+def test_follows_metadata_changed_elsewhere_without_unsaved_edits(window, ditto):
+    ditto.small_peer_info.metadata = {"from": "elsewhere"}
+
+    panel = window.metadata_panel
+    assert panel.editor.toPlainText() == '{\n  "from": "elsewhere"\n}'
+    assert not panel.notice.isVisible()
+    assert window.statusBar().currentMessage() == (
+        "The metadata was changed elsewhere: the editor shows the new value."
+    )
+    assert not panel.apply_button.isEnabled()
+
+
+def test_keeps_unsaved_edits_when_metadata_changes_elsewhere_and_says_so(window, ditto, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"mine": true}')
+
+    ditto.small_peer_info.metadata = {"theirs": True}
+
+    assert panel.editor.toPlainText() == '{"mine": true}'
+    assert panel.notice.isVisible()
+    assert panel.notice.text().startswith("The metadata was changed elsewhere. Your unsaved edits are kept")
+    assert panel.apply_button.isEnabled()
+
+    qtbot.mouseClick(panel.revert_button, Qt.MouseButton.LeftButton)
+    assert panel.editor.toPlainText() == '{\n  "theirs": true\n}'
+    assert not panel.notice.isVisible()
+
+
+def test_keeps_an_invalid_draft_when_metadata_changes_elsewhere(window, ditto, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"half": ')
+
+    ditto.small_peer_info.metadata = {"theirs": 1}
+
+    assert panel.editor.toPlainText() == '{"half": '
+    assert panel.notice.isVisible()
+
+
+def test_an_outside_change_to_the_value_being_edited_is_not_a_conflict(window, ditto, qtbot):
+    panel = window.metadata_panel
+    type_text(qtbot, panel.editor, '{"same": 1}')
+    qtbot.waitUntil(panel.apply_button.isEnabled)
+
+    ditto.small_peer_info.metadata = {"same": 1}
+
+    assert not panel.notice.isVisible()
+    assert not panel.apply_button.isEnabled()
+    assert panel.editor.toPlainText() == '{"same": 1}'
+
+
+def test_json_is_highlighted(window, ditto):
+    ditto.small_peer_info.metadata = {"key": "value", "n": 1}
+    panel = window.metadata_panel
+    block = panel.editor.document().findBlockByNumber(1)  # '  "key": "value",'
+    colours = {(r.start, r.length): r.format.foreground().color() for r in block.layout().formats()}
+
+    key, value = colours[(2, 5)], colours[(9, 7)]
+    assert key == panel.highlighter.format_for("key").foreground().color()
+    assert value == panel.highlighter.format_for("string").foreground().color()
+    assert key != value
