@@ -490,7 +490,8 @@ class MainWindow(QMainWindow):
         if self._ditto.big_peer_url:
             tip.append(f"URL: {self._ditto.big_peer_url}")
         if status.acknowledged:
-            tip.append(f"{status.acknowledged:,} documents acknowledged since the peer opened")
+            plural = "s" if status.acknowledged != 1 else ""
+            tip.append(f"{status.acknowledged:,} document{plural} acknowledged since the peer opened")
         if status.last_acknowledged_at:
             tip.append(f"Last acknowledgement {format_relative(status.last_acknowledged_at)}")
         if status.last_error:

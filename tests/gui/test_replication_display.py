@@ -1,0 +1,91 @@
+"""What the window shows of replication: the timeline's Big Peer column and the status bar."""
+
+import pytest
+from aiohttp import web
+
+from inspector.gui.timeline import Column
+
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
+
+
+@pytest.fixture
+def big_peer(run):
+    """A stand-in Big Peer on 127.0.0.1 that acknowledges every batch; yields its URL and the batches."""
+    batches = []
+
+    async def ingest(request):
+        batches.append(await request.json())
+        return web.json_response({"accepted": len(batches[-1]["documents"])})
+
+    async def start():
+        app = web.Application()
+        app.router.add_post("/api/v1/small_peer_info", ingest)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, runner.addresses[0][1]
+
+    runner, port = run(start())
+    yield f"http://127.0.0.1:{port}", batches
+    run(runner.cleanup())
+
+
+def replication_cells(window):
+    model = window.timeline_model
+    return [model.data(model.index(row, Column.REPLICATION)) for row in range(model.rowCount())]
+
+
+def enable_big_peer_scope(window, ditto, qtbot, run):
+    run(ditto.small_peer_info.set_sync_scope("BigPeerOnly"))
+    ditto.small_peer_info.is_enabled = True
+    qtbot.waitUntil(lambda: window.timeline_model.rowCount() >= 1)
+
+
+def test_documents_wait_in_the_queue_while_the_big_peer_is_unreachable(
+    make_ditto, make_window, tmp_path, qtbot, run
+):
+    peer = make_ditto(tmp_path / "offline", big_peer_url=UNREACHABLE, big_peer_token="t")
+    window = make_window(peer)
+
+    enable_big_peer_scope(window, peer, qtbot, run)
+
+    qtbot.waitUntil(lambda: window.replication_label.text() == "Big Peer: offline · 1 queued")
+    assert "Last error: cannot reach the Big Peer" in window.replication_label.toolTip()
+    qtbot.waitUntil(lambda: replication_cells(window) == ["queued"])
+
+
+def test_documents_collected_under_the_local_scope_stay_local(make_ditto, make_window, tmp_path, qtbot):
+    peer = make_ditto(tmp_path / "local", big_peer_url=UNREACHABLE, big_peer_token="t")
+    window = make_window(peer)
+
+    peer.small_peer_info.is_enabled = True
+
+    qtbot.waitUntil(lambda: replication_cells(window) == ["local only"])
+    assert window.replication_label.text().startswith("Big Peer: ")
+    assert "queued" not in window.replication_label.text()
+
+
+def test_switching_to_the_local_scope_drops_the_queue(make_ditto, make_window, tmp_path, qtbot, run):
+    peer = make_ditto(tmp_path / "dropping", big_peer_url=UNREACHABLE, big_peer_token="t")
+    window = make_window(peer)
+    enable_big_peer_scope(window, peer, qtbot, run)
+    qtbot.waitUntil(lambda: replication_cells(window) == ["queued"])
+
+    run(peer.small_peer_info.set_sync_scope("LocalPeerOnly"))
+
+    qtbot.waitUntil(lambda: replication_cells(window) == ["dropped"])
+    assert "queued" not in window.replication_label.text()
+
+
+def test_acknowledged_documents_show_as_sent(make_ditto, make_window, tmp_path, qtbot, run, big_peer):
+    url, batches = big_peer
+    peer = make_ditto(tmp_path / "online", big_peer_url=url, big_peer_token="t")
+    window = make_window(peer)
+
+    enable_big_peer_scope(window, peer, qtbot, run)
+
+    qtbot.waitUntil(lambda: replication_cells(window) == ["sent"])
+    qtbot.waitUntil(lambda: window.replication_label.text() == "Big Peer: connected")
+    assert batches[0]["documents"][0]["_id"] == peer.peer_key
+    assert "1 document acknowledged since the peer opened" in window.replication_label.toolTip().splitlines()
