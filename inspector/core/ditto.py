@@ -51,7 +51,8 @@ class Ditto:
 
     Background work (collection, replication) runs as tasks on the running asyncio
     event loop. A `Ditto` made outside a running loop keeps its settings and starts
-    that work on the first call made inside one (any ``await``, or a setter).
+    that work when entered with ``async with``, at its first async call, or when
+    collection is switched on inside a running loop.
     ``history_retention`` bounds the stored history (count and age);
     ``replication_policy`` sets batch size, queue bound and retry pacing.
     """
@@ -94,6 +95,7 @@ class Ditto:
         self.big_peer_url = big_peer_url
         self._big_peer_token = big_peer_token
         self._on_close: list[Callable[[], None]] = []
+        self._closing: asyncio.Future[None] | None = None
         self._replicator: Replicator | None = None
         self._closed = False
         self._small_peer_info = SmallPeerInfo._create(
@@ -131,6 +133,8 @@ class Ditto:
         return self._closed
 
     def _start_background(self) -> None:
+        if self._closed:
+            return
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -156,8 +160,11 @@ class Ditto:
     async def close(self) -> None:
         """Stop background work and release the directory; idempotent."""
         if self._closed:
+            if self._closing is not None:
+                await asyncio.shield(self._closing)  # a close in progress: wait for its release
             return
         self._closed = True
+        self._closing = asyncio.get_running_loop().create_future()
         try:
             await self._small_peer_info._stop()
             if self._replicator is not None:
@@ -167,6 +174,7 @@ class Ditto:
             await self.store.close()
         finally:
             self._lock.release()
+            self._closing.set_result(None)
 
     async def __aenter__(self) -> Ditto:
         if self._closed:

@@ -5,20 +5,27 @@ recurses in Python on user data: depth is measured on the JSON text (strings cut
 out by a regular expression, then brackets counted at C speed), and the slow,
 iterative walks below only run to explain a value that was already refused.
 
-It does not trust orjson's silent conversions: `orjson.dumps` turns NaN into
+It does not trust orjson's silent conversions (`orjson.dumps` turns NaN into
 ``null`` and tuples into arrays, `orjson.loads` turns integers past 64 bits into
-floats. Values are therefore round-tripped and compared, and JSON text is searched
-for integer literals too long for 64 bits.
+floats) nor anybody's ``__eq__``: a value is encoded directly only once a scan at C
+speed, one nesting level at a time, has proved every reachable object is of an
+exact JSON type, finite, within the depth limit and within a node and character
+budget (so shared references cannot make the encoding explode). Anything else is
+rebuilt node by node from exact types, with the same budget, or explained.
+JSON text is searched for integer literals too long for 64 bits.
 
 Decisions where the contract is silent (also in the README):
 
 * Integers are representable when they fit in 64 bits, signed or unsigned:
   ``-2**63 <= n < 2**64`` (what the sync SDK's CBOR and orjson both carry).
 * Duplicate keys in JSON text: the last one wins, as in every mainstream parser.
-* A tuple, a ``datetime``, a ``UUID``, a non-int ``Enum``... is refused as
-  ``NOT_JSON_COMPATIBLE`` because the getter could not return an equal value.
-  Subclasses of ``dict``/``list``/``str``/``int``/``float`` are accepted when the
-  plain JSON value is equal to them (an ``IntEnum`` member reads back as its int).
+* A tuple, a ``datetime``, a ``UUID``, an ``Enum`` that is not also an int or str,
+  an ``orjson.Fragment``... is refused as ``NOT_JSON_COMPATIBLE``: the getter could
+  not return an equal value. Subclasses of ``dict``/``list``/``str``/``int``/``float``
+  (``OrderedDict``, ``defaultdict``, ``IntEnum``...) are accepted as the plain value
+  their base type holds, whatever their own ``__eq__`` says.
+* ``1e-400`` in JSON text is the float ``0.0`` (it rounds, like every parser);
+  ``1e400`` has no float and is refused.
 * JSON text with more than ``MAX_METADATA_TEXT_CHARS`` non-whitespace characters
   is refused by size without being parsed. Whitespace never counts, and escapes
   shrink at most 6x, so only floats written with 16x superfluous digits could be
@@ -27,10 +34,13 @@ Decisions where the contract is silent (also in the README):
 
 from __future__ import annotations
 
+import gc
 import math
+import operator
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
+from enum import Enum
+from itertools import compress, repeat
 from typing import Any
 
 import orjson
@@ -65,19 +75,28 @@ _STRUCTURE_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]', re.S)
 _RAW_SURROGATE = re.compile("[\ud800-\udfff]")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-_DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
-
-@dataclass(frozen=True, slots=True)
 class ValidatedMetadata:
     """An accepted metadata value with what was measured on the way."""
 
-    value: dict[str, Any]
-    """The parsed value: plain dicts, lists, str, int, float, bool, None."""
-    encoded: bytes
-    """The compact UTF-8 JSON encoding (what the size limit is measured on)."""
-    size: int
-    depth: int
+    __slots__ = ("_value", "depth", "encoded", "size")
+
+    def __init__(self, value: dict[str, Any] | None, encoded: bytes, size: int, depth: int) -> None:
+        self._value = value
+        self.encoded = encoded
+        """The compact UTF-8 JSON encoding (what the size limit is measured on)."""
+        self.size = size
+        self.depth = depth
+
+    @property
+    def value(self) -> dict[str, Any]:
+        """The parsed value: plain dicts, lists, str, int, float, bool, None (decoded on first use)."""
+        if self._value is None:
+            self._value = orjson.loads(self.encoded)
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<ValidatedMetadata {self.size} bytes, depth {self.depth}>"
 
 
 def validate(metadata: str | dict[str, Any]) -> ValidatedMetadata:
@@ -87,7 +106,8 @@ def validate(metadata: str | dict[str, Any]) -> ValidatedMetadata:
     `MetadataValidationError` whose ``reason`` names the rule that was broken.
     """
     if isinstance(metadata, str):
-        return _validate_text(metadata)
+        # An exact copy: orjson parses only exact str, and a subclass must not steer the checks.
+        return _validate_text(str.__str__(metadata))
     return _validate_value(metadata)
 
 
@@ -190,7 +210,7 @@ def _text_depth_error(text: str) -> MetadataValidationError:
                 path = _path_at(text, match.start())
                 return MetadataValidationError(
                     _R.DEPTH_LIMIT_EXCEEDED,
-                    f"metadata nests deeper than {MAX_METADATA_DEPTH} levels: {path} at line {line}, "
+                    f"metadata nests deeper than {MAX_METADATA_DEPTH} levels: {_short(path)} at line {line}, "
                     f"column {column} is at depth {depth}",
                     line=line,
                     column=column,
@@ -234,82 +254,143 @@ def _path_at(text: str, offset: int) -> str:
 # --- Python values --------------------------------------------------------------------------------
 
 
-def _refuse(obj: Any) -> Any:
-    raise TypeError
-
-
 def _validate_value(value: Any) -> ValidatedMetadata:
     if not isinstance(value, dict):
         raise MetadataValidationError(
             _R.NOT_AN_OBJECT, f"metadata must be a dict (a JSON object), not {type(value).__name__}"
         )
+    depth = _plain_depth(value) if type(value) is dict else None
+    if depth is None:
+        # Not provably plain JSON within the limits: rebuild it as plain JSON values,
+        # node by node with a budget, or say exactly why that is impossible.
+        value, depth = _plain_copy(value)
     try:
-        encoded = orjson.dumps(value, default=_refuse, option=_DUMPS_OPTIONS)
-    except (orjson.JSONEncodeError, TypeError, RecursionError):
-        raise _diagnose(value, None) from None
-    depth = _structure_depth(encoded)
-    if depth > MAX_METADATA_DEPTH:
-        raise _diagnose(value, None)
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        value, depth = _plain_copy(value)  # raises: a non-str key, an integer past 64 bits, a surrogate
+        encoded = orjson.dumps(value)
     _check_size(len(encoded))
-    copy = orjson.loads(encoded)
-    try:
-        equal = copy == value
-    except Exception:
-        equal = False
-    if not equal:
-        raise _diagnose(value, copy)
-    return ValidatedMetadata(copy, encoded, len(encoded), depth)
+    return ValidatedMetadata(None, encoded, len(encoded), depth)
 
 
-def _diagnose(value: Any, copy: Any) -> MetadataValidationError:
-    """Explain why ``value`` was refused, walking it without recursion.
+_PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})
+_CONTAINERS = frozenset({dict, list})
+_is_container = _CONTAINERS.__contains__
 
-    ``copy`` is its JSON round trip when encoding succeeded but changed the value.
+
+def _plain_depth(value: dict[str, Any]) -> int | None:
+    """The depth of ``value`` if it is provably plain JSON within the limits, else None.
+
+    Proof, one nesting level at a time and at C speed: every object reachable is of
+    an exact JSON type (no subclass can lie through ``__eq__``, no tuple, UUID, Enum
+    or NaN that orjson would silently convert), there are fewer nodes and string
+    characters than the size limit (each costs at least a byte: shared references
+    cannot make orjson expand the value without bound), and no deeper than the limit.
     """
-    stack: list[tuple[Any, Any, tuple[Any, ...], frozenset[int]]] = [(value, copy, (), frozenset())]
+    level: list[Any] = [value]
+    depth = nodes = chars = 0
+    while level:
+        depth += 1
+        if depth > MAX_METADATA_DEPTH:
+            return None
+        children = gc.get_referents(*level)
+        nodes += len(children)
+        if nodes >= MAX_METADATA_SIZE_BYTES:
+            return None
+        kinds = list(map(type, children))
+        present = set(kinds)
+        if not present <= _PLAIN_TYPES:
+            return None
+        if str in present:
+            strings = compress(children, map(operator.is_, kinds, repeat(str)))
+            chars += sum(map(len, strings))
+            if chars >= MAX_METADATA_SIZE_BYTES:
+                return None
+        # A sum of floats is finite only if each is (an overflow merely sends us the slow way).
+        if float in present and not math.isfinite(
+            sum(compress(children, map(operator.is_, kinds, repeat(float))), 0.0)
+        ):
+            return None
+        level = list(compress(children, map(_is_container, kinds))) if present & _CONTAINERS else []
+    return depth
+
+
+def _plain_copy(value: Any) -> tuple[dict[str, Any], int]:
+    """Rebuild ``value`` from exact JSON types, or raise the error that explains why not.
+
+    Iterative, with a budget: a value whose expansion (shared references counted each
+    time they occur) passes the size limit is refused before it is ever encoded.
+    """
+    root: dict[str, Any] = {}
+    stack: list[tuple[Any, Any, Any, tuple[Any, ...], frozenset[int]]]
+    stack = [(value, None, None, (), frozenset())]
+    budget = MAX_METADATA_SIZE_BYTES
+    depth = 0
     while stack:
-        node, twin, path, ancestors = stack.pop()
-        if isinstance(node, dict | list | tuple):
+        node, parent, slot, path, ancestors = stack.pop()
+        budget -= 1
+        if isinstance(node, str):
+            problem = _scalar_problem(node)
+            if problem:
+                raise _incompatible(path, problem)
+            plain: Any = str.__str__(node)
+            budget -= len(plain)
+        elif isinstance(node, dict | list):
             if id(node) in ancestors:
-                return _incompatible(path, "refers back to one of its own containers (a cycle)")
+                raise _incompatible(path, "refers back to one of its own containers (a cycle)")
             if len(path) + 1 > MAX_METADATA_DEPTH:
-                return MetadataValidationError(
+                raise MetadataValidationError(
                     _R.DEPTH_LIMIT_EXCEEDED,
-                    f"metadata nests deeper than {MAX_METADATA_DEPTH} levels: {_format_path(path)} "
-                    f"is at depth {len(path) + 1}",
+                    f"metadata nests deeper than {MAX_METADATA_DEPTH} levels: "
+                    f"{_short(_format_path(path))} is at depth {len(path) + 1}",
                     path=_format_path(path),
                     depth=len(path) + 1,
                 )
-            if isinstance(node, tuple):
-                return _incompatible(path, "is a tuple; JSON arrays read back as lists, use a list")
+            depth = max(depth, len(path) + 1)
             inner = ancestors | {id(node)}
             if isinstance(node, dict):
-                children = []
-                for key, child in node.items():
+                plain = root if parent is None else {}
+                items = list(dict.items(node))
+                for key, _ in items:
                     if not isinstance(key, str):
-                        return _incompatible(
+                        raise _incompatible(
                             path, f"has a key {key!r} of type {type(key).__name__}; JSON keys are strings"
                         )
-                    twin_child = twin.get(key) if isinstance(twin, dict) else None
-                    children.append((child, twin_child, (*path, key), inner))
+                    budget -= len(key) + 3
+                children = [(child, plain, str.__str__(key), (*path, key), inner) for key, child in items]
             else:
-                twins = twin if isinstance(twin, list) and len(twin) == len(node) else [None] * len(node)
-                children = [
-                    (c, t, (*path, i), inner) for i, (c, t) in enumerate(zip(node, twins, strict=True))
-                ]
+                plain = [None] * len(node)
+                elements = enumerate(list.__iter__(node))
+                children = [(child, plain, i, (*path, i), inner) for i, child in elements]
             stack.extend(reversed(children))
-            continue
-        problem = _scalar_problem(node)
-        if problem is None and copy is not None and not _same(node, twin):
-            problem = f"is a {type(node).__name__} that JSON would change into {twin!r}"
-        if problem:
-            return _incompatible(path, problem)
-    return _incompatible((), "cannot be represented exactly as JSON")
+        else:
+            problem = _scalar_problem(node)
+            if problem:
+                raise _incompatible(path, problem)
+            if node is None or isinstance(node, bool):
+                plain = node
+            elif isinstance(node, int):
+                plain = int.__int__(node)
+            else:
+                plain = float.__float__(node)
+        if budget < 0:
+            raise MetadataValidationError(
+                _R.SIZE_LIMIT_EXCEEDED,
+                f"metadata is larger than {MAX_METADATA_SIZE_BYTES:,} bytes as compact JSON "
+                "(counting each reference to a shared object every time it occurs)",
+                size=MAX_METADATA_SIZE_BYTES - budget,
+                size_is_lower_bound=True,
+            )
+        if parent is not None:
+            parent[slot] = plain
+    return root, depth
 
 
 def _scalar_problem(node: Any) -> str | None:
-    if node is None or isinstance(node, bool):
+    if node is None or type(node) is bool:
         return None
+    if isinstance(node, Enum) and not isinstance(node, int | str):
+        return f"is the enum member {node!r}; store its value instead"
     if isinstance(node, int):
         if _INT_MIN <= node <= _INT_MAX:
             return None
@@ -318,23 +399,22 @@ def _scalar_problem(node: Any) -> str | None:
         return None if math.isfinite(node) else f"is {node!r}, which JSON cannot represent"
     if isinstance(node, str):
         try:
-            node.encode("utf-8")
+            str.__str__(node).encode("utf-8")
         except UnicodeEncodeError:
             return "is a string with a lone surrogate, which UTF-8 cannot encode"
         return None
+    if isinstance(node, tuple):
+        return "is a tuple; JSON arrays read back as lists, use a list"
     return f"is a {type(node).__name__}, which is not a JSON value"
-
-
-def _same(node: Any, twin: Any) -> bool:
-    try:
-        return bool(node == twin)
-    except Exception:
-        return False
 
 
 def _incompatible(path: tuple[Any, ...], problem: str) -> MetadataValidationError:
     where = _format_path(path)
-    return MetadataValidationError(_R.NOT_JSON_COMPATIBLE, f"{where} {problem}", path=where)
+    return MetadataValidationError(_R.NOT_JSON_COMPATIBLE, f"{_short(where)} {problem}", path=where)
+
+
+def _short(path: str) -> str:
+    return path if len(path) <= 80 else path[:30] + "…" + path[-45:]
 
 
 # --- shared ---------------------------------------------------------------------------------------

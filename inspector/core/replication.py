@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from inspector.core.collector import format_timestamp
+from inspector.core.errors import DittoClosedError
 
 if TYPE_CHECKING:
     from inspector.core.identity import Identity
@@ -88,6 +89,14 @@ class ReplicationPolicy:
     request_timeout: float = 15.0
     connection_history: int = 20
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.batch_size, int) and isinstance(self.max_queue, int)):
+            raise TypeError("batch_size and max_queue are integers")
+        if self.batch_size < 1 or self.max_queue < 1 or self.connection_history < 1:
+            raise ValueError("batch_size, max_queue and connection_history must be at least 1")
+        if not (0 < self.backoff_base <= self.backoff_cap) or not self.request_timeout > 0:
+            raise ValueError("need 0 < backoff_base <= backoff_cap and a positive request_timeout")
+
 
 def check_big_peer_url(url: str) -> None:
     """Raise ValueError unless ``url`` is an http(s) URL of a host."""
@@ -125,6 +134,7 @@ class Replicator:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._enabled = False  # the sync scope is BigPeerOnly
+        self._closed = False
         self._history: deque[dict[str, str]] = deque(maxlen=policy.connection_history)
         self._refresh_task: asyncio.Task[None] | None = None
         queued, dropped = store.call(store.outbox_state)
@@ -146,6 +156,8 @@ class Replicator:
 
     def start(self) -> None:
         """Start the sender (on the running loop) if the scope allows sending."""
+        if self._closed:
+            return
         if self._enabled and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="small-peer-info-replication"
@@ -154,6 +166,8 @@ class Replicator:
 
     def wake(self) -> None:
         self._wake.set()
+        if self._enabled and self._task is not None and self._task.done():
+            self.start()  # never leave the queue without a sender
         self._schedule_refresh()
 
     def connection_facts(self) -> dict[str, Any]:
@@ -164,6 +178,7 @@ class Replicator:
         }
 
     async def close(self) -> None:
+        self._closed = True
         for task in (self._task, self._refresh_task):
             if task is not None:
                 task.cancel()
@@ -185,11 +200,11 @@ class Replicator:
             await self._wake.wait()
             self._wake.clear()
             while self._enabled:
-                batch = await self._store.run(self._store.outbox_batch, batch_size)
-                if not batch:
-                    await self._refresh()
-                    break
                 try:
+                    batch = await self._store.run(self._store.outbox_batch, batch_size)
+                    if not batch:
+                        await self._refresh()
+                        break
                     accepted = await self._send([body for _, body in batch])
                 except _Refused as refused:
                     if refused.status == 413 and batch_size > 1:
@@ -203,6 +218,11 @@ class Replicator:
                     self._failed(str(refused), connected=True)
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     self._failed(f"cannot reach the Big Peer at {self.url}: {exc or type(exc).__name__}")
+                except DittoClosedError:
+                    return
+                except Exception as exc:  # keep the sender alive whatever happens; say what it was
+                    log.exception("replication to %s failed", self.url)
+                    self._failed(f"replication failed: {exc!r}")
                 else:
                     attempt = 0
                     await self._store.run(self._store.acknowledge, [seq for seq, _ in batch])

@@ -156,6 +156,11 @@ class SmallPeerInfo:
         if self._ditto.is_closed:
             raise DittoClosedError()
 
+    def _check_open_in_loop(self) -> None:
+        """For async members: also start background work of a Ditto made outside a loop."""
+        self._check_open()
+        self._ditto._start_background()
+
     # --- the switches ----------------------------------------------------------------------------
 
     @property
@@ -217,12 +222,12 @@ class SmallPeerInfo:
 
     async def get_sync_scope(self) -> SmallPeerInfoSyncScope:
         """Where collected documents may go; default `LOCAL_PEER_ONLY`."""
-        self._check_open()
+        self._check_open_in_loop()
         return self._scope
 
     async def set_sync_scope(self, scope: SmallPeerInfoSyncScope | str) -> None:
         """Set the sync scope: a member or its string value (``"BigPeerOnly"``, ``"LocalPeerOnly"``)."""
-        self._check_open()
+        self._check_open_in_loop()
         if not isinstance(scope, str):
             raise TypeError(
                 f"the sync scope is a SmallPeerInfoSyncScope or its string value, not {type(scope).__name__}"
@@ -239,8 +244,14 @@ class SmallPeerInfo:
         # Under the collection lock: no document is half-collected under the old scope.
         async with self._collect_lock:
             self._check_open()
-            await self._ditto.store.run(self._ditto.store.save_setting, SYNC_SCOPE, new.value.encode())
+            store = self._ditto.store
+            if new is SmallPeerInfoSyncScope.LOCAL_PEER_ONLY:
+                # With or without a Big Peer configured, nothing queued may ever leave now.
+                await store.run(store.save_local_scope, new.value.encode())
+            else:
+                await store.run(store.save_setting, SYNC_SCOPE, new.value.encode())
             self._scope = new
+            self._check_open()  # closed meanwhile: the scope is saved, start no sender
             await self._ditto._on_sync_scope_changed(new)
         self._emit(SettingChanged(SYNC_SCOPE, new))
         if new is SmallPeerInfoSyncScope.BIG_PEER_ONLY and self._enabled:
@@ -254,7 +265,7 @@ class SmallPeerInfo:
         ``before`` pages backwards: pass the ``last_updated_at`` of the last document
         of a page (or a timezone-aware `datetime`) to get the documents older than it.
         """
-        self._check_open()
+        self._check_open_in_loop()
         if not isinstance(limit, int) or isinstance(limit, bool):
             raise TypeError("limit must be an int")
         if limit < 0:
@@ -327,7 +338,7 @@ class SmallPeerInfo:
 
     async def collect_now(self) -> dict[str, Any] | None:
         """Collect one document at once (when enabled); returns it, or None while disabled."""
-        self._check_open()
+        self._check_open_in_loop()
         if not self._enabled:
             return None
         return await self._collect()
@@ -403,11 +414,25 @@ class SmallPeerInfo:
             body = orjson.dumps(document)
             queue = scope is SmallPeerInfoSyncScope.BIG_PEER_ONLY and ditto._replicator is not None
             bound = ditto._replicator.policy.max_queue if queue else 0
-            seq = await store.run(store.insert_collected, ditto.peer_key, ts_ms, body, metadata, queue, bound)
-            self._last_ts = ts_ms
-            self._last_collected_at = ts_ms / 1000
-            document["metadata"] = orjson.loads(metadata)
-        ditto._on_document_stored(seq, queue)
+            insert = asyncio.ensure_future(
+                store.run(store.insert_collected, ditto.peer_key, ts_ms, body, metadata, queue, bound)
+            )
+            try:
+                seq = await asyncio.shield(insert)
+            except asyncio.CancelledError:
+                # Disabled or closed while the row was being written: it is stored all the
+                # same, so finish its bookkeeping (timestamps, observers, sender), then stop.
+                self._stored(await insert, ts_ms, document, metadata, queue)
+                raise
+        return self._stored(seq, ts_ms, document, metadata, queue)
+
+    def _stored(
+        self, seq: int, ts_ms: int, document: dict[str, Any], metadata: bytes, queued: bool
+    ) -> dict[str, Any]:
+        self._last_ts = ts_ms
+        self._last_collected_at = ts_ms / 1000
+        document["metadata"] = orjson.loads(metadata)
+        self._ditto._on_document_stored(seq, queued)
         self._emit(DocumentCollected(seq, document))
         return document
 

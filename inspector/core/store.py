@@ -122,7 +122,6 @@ class Store:
         self._thread_conn: sqlite3.Connection | None = None
         self._blob_cache: tuple[bytes, bytes] | None = None  # (metadata bytes, hash) last inserted
         self._gc_due = False
-        self._write_error: BaseException | None = None
         self._lock = threading.Lock()
         self._pending_settings: dict[str, bytes] = {}
         try:
@@ -143,7 +142,7 @@ class Store:
         return await asyncio.wrap_future(self._executor.submit(fn, *args))
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Queue a write without waiting; failures are logged (and kept for `close`)."""
+        """Queue a write without waiting; failures are logged."""
         future = self._executor.submit(fn, *args)
         future.add_done_callback(self._log_write_failure)
         return future
@@ -151,7 +150,6 @@ class Store:
     def _log_write_failure(self, future: Future[Any]) -> None:
         exc = future.exception()
         if exc is not None:
-            self._write_error = exc
             log.error("writing to %s failed: %s", self.path, exc, exc_info=exc)
 
     async def close(self) -> None:
@@ -262,11 +260,14 @@ class Store:
         excess = self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0] - bound
         if excess > 0:
             self._drop_from_outbox("WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,))
-            self._conn.execute(
-                "INSERT INTO settings (key, value) VALUES ('outbox_dropped', ?) ON CONFLICT (key) "
-                "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)",
-                (str(excess), excess),
-            )
+            self._count_dropped(excess)
+
+    def _count_dropped(self, count: int) -> None:
+        self._conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('outbox_dropped', ?) ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)",
+            (str(count), count),
+        )
 
     def _drop_from_outbox(self, where: str, args: tuple[Any, ...] = ()) -> int:
         self._conn.execute(
@@ -298,6 +299,13 @@ class Store:
                 seqs,
             )
 
+    def save_local_scope(self, value: bytes) -> None:
+        """Save the LocalPeerOnly scope and drop the whole queue, in one transaction."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self.save_setting("sync_scope", value)
+            self._drop_from_outbox("")
+
     def drop_outbox(self, seqs: list[int] | None = None) -> int:
         """Drop queued documents (all of them, or ``seqs``); they will never be sent."""
         with self._conn:
@@ -321,7 +329,9 @@ class Store:
             oldest_kept = max(oldest_kept, first_young[0])
         deleted = self._conn.execute("DELETE FROM history WHERE seq < ?", (oldest_kept,)).rowcount
         if deleted:
-            self._conn.execute("DELETE FROM outbox WHERE seq < ?", (oldest_kept,))
+            expired = self._conn.execute("DELETE FROM outbox WHERE seq < ?", (oldest_kept,)).rowcount
+            if expired:  # queued documents that aged out of the history before they could be sent
+                self._count_dropped(expired)
             self._gc_due = True
         if self._gc_due and newest_seq % 64 == 0:
             self._collect_garbage()

@@ -300,3 +300,71 @@ def test_json_text_whose_value_cannot_be_carried_is_not_json_compatible(text, pa
     error = reason(text)
     assert error.reason is R.NOT_JSON_COMPATIBLE
     assert error.path == path
+
+
+def _shared_bomb(levels):
+    value = []
+    for _ in range(levels):
+        value = [value, value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": _shared_bomb(40)}, {"a": ["x" * 1_000_000] * 20_000}, {"a": [{"k" * 100_000: 1}] * 50_000}],
+    ids=["exponential", "one-big-string-many-times", "one-big-key-many-times"],
+)
+def test_shared_references_are_measured_expanded_without_encoding_them(value):
+    error = reason(value)
+    assert error.reason is R.SIZE_LIMIT_EXCEEDED
+
+
+class LyingDict(dict):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = None
+
+
+class LyingEnum(enum.Enum):
+    A = 1
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        LyingDict(a=float("nan")),
+        {"a": LyingDict(b=(1,))},
+        {"a": LyingEnum.A},
+        {"a": orjson.Fragment(b'{"x":')},
+    ],
+    ids=["nan-in-lying-dict", "tuple-in-lying-dict", "lying-enum", "broken-fragment"],
+)
+def test_no_custom_equality_can_smuggle_in_a_changed_value(value):
+    assert reason(value).reason is R.NOT_JSON_COMPATIBLE
+
+
+def test_subclasses_of_json_types_are_accepted_as_their_plain_values():
+    import collections
+
+    class Text(str):
+        pass
+
+    class Ratio(float):
+        pass
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    value = collections.OrderedDict(
+        a=collections.defaultdict(list, b=[Text("x")]), r=Ratio(0.5), l=Level.HIGH
+    )
+    result = validate(value)
+    assert result.value == {"a": {"b": ["x"]}, "r": 0.5, "l": 3}
+    assert type(result.value["a"]["b"][0]) is str
+    assert validate(Text('{"a": 1}')).value == {"a": 1}

@@ -1,5 +1,6 @@
 """SPEC section 2: the Ditto and SmallPeerInfo API, its defaults, errors, persistence and close."""
 
+import contextlib
 import copy
 import pickle
 
@@ -304,3 +305,41 @@ async def test_history_arguments_are_checked(ditto):
     with pytest.raises(ValueError):
         await sp.history(before="yesterday")
     assert orjson.dumps(await sp.history(limit=0)) == b"[]"
+
+
+async def test_concurrent_closes_both_wait_for_the_directory_to_be_free(peer_dir):
+    import asyncio
+
+    peer = Ditto(peer_dir)
+    await asyncio.gather(peer.close(), peer.close())
+    first = asyncio.ensure_future(peer.close())
+    await peer.close()
+    await first
+    async with Ditto(peer_dir):
+        pass
+
+
+async def test_closing_while_the_scope_changes_leaves_no_background_work(peer_dir):
+    import asyncio
+
+    peer = Ditto(peer_dir, big_peer_url="http://127.0.0.1:9")
+    change = asyncio.ensure_future(peer.small_peer_info.set_sync_scope("BigPeerOnly"))
+    await asyncio.sleep(0)
+    await peer.close()
+    with contextlib.suppress(DittoClosedError):
+        await change
+    leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert leftovers == []
+
+
+async def test_close_stops_every_background_task(peer_dir):
+    import asyncio
+
+    before = asyncio.all_tasks()
+    peer = Ditto(peer_dir, small_peer_info_interval=0.1, big_peer_url="http://127.0.0.1:9")
+    await peer.small_peer_info.set_sync_scope("BigPeerOnly")
+    peer.small_peer_info.is_enabled = True
+    await peer.small_peer_info.collect_now()
+    assert asyncio.all_tasks() - before  # collection and replication are running
+    await peer.close()
+    assert {t for t in asyncio.all_tasks() - before if not t.done()} == set()

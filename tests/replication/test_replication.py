@@ -223,3 +223,23 @@ def test_bad_big_peer_urls_are_refused(tmp_path):
         with pytest.raises(ValueError, match="Big Peer URL"):
             Ditto(tmp_path / "peer", big_peer_url=url)
     asyncio.run(Ditto(tmp_path / "peer").close())  # the failed attempts left the directory free
+
+
+async def test_local_peer_only_drops_the_queue_even_without_a_big_peer_configured(tmp_path, service):
+    offline = "http://127.0.0.1:9"
+    async with peer(tmp_path / "peer", offline, interval=300) as ditto:
+        await ditto.small_peer_info.set_sync_scope("BigPeerOnly")
+        ditto.small_peer_info.is_enabled = True
+        for _ in range(3):
+            await ditto.small_peer_info.collect_now()
+        assert ditto.replication_status.queue_length >= 3
+    async with Ditto(tmp_path / "peer") as ditto:  # no Big Peer configured this time
+        await ditto.small_peer_info.set_sync_scope("LocalPeerOnly")
+        ditto.small_peer_info.is_enabled = False
+    big_peer = service()
+    async with peer(tmp_path / "peer", big_peer.url) as ditto:
+        assert ditto.replication_status.queue_length == 0
+        ditto.small_peer_info.is_enabled = False
+        await ditto.small_peer_info.set_sync_scope("BigPeerOnly")
+        await asyncio.sleep(0.3)  # a sender with something queued would have delivered it by now
+    assert await arrived(big_peer.url, ditto.peer_key) == []
