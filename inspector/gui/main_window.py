@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSplitter,
-    QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -47,7 +46,7 @@ from inspector.gui.document_view import DocumentPanel
 from inspector.gui.formatting import format_countdown, format_interval, format_relative
 from inspector.gui.metadata_editor import MetadataEditorPanel
 from inspector.gui.tasks import TaskSet
-from inspector.gui.timeline import SEQ_ROLE, Column, TimelineModel
+from inspector.gui.timeline import SEQ_ROLE, Column, TimelineModel, TimelineView
 
 __all__ = ["SCOPE_LABELS", "MainWindow"]
 
@@ -189,7 +188,7 @@ class MainWindow(QMainWindow):
         self.filter_edit.textChanged.connect(lambda _text: self._filter_timer.start())
         self.filter_edit.returnPressed.connect(self._apply_filter)
 
-        view = self.timeline_view = QTableView(objectName="timelineView")
+        view = self.timeline_view = TimelineView(objectName="timelineView")
         view.setModel(self.timeline_model)
         view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -348,6 +347,7 @@ class MainWindow(QMainWindow):
                 widget.setChecked(enabled)
                 widget.blockSignals(False)
         self.collection_toggle.setText("Collection on" if enabled else "Collection off")
+        self._update_placeholder()
         can_collect = enabled and not self._collecting
         self.collect_now_button.setEnabled(can_collect)
         self.collect_now_action.setEnabled(can_collect)
@@ -462,6 +462,7 @@ class MainWindow(QMainWindow):
             self.document_count_label.setText(
                 "No documents yet" if total == 0 else f"{total:,} document" + ("s" if total != 1 else "")
             )
+        self._update_placeholder()
         if model.searching:
             self.filter_status.setText("Searching…")
         elif model.match_count is None:
@@ -471,6 +472,24 @@ class MainWindow(QMainWindow):
         else:
             count = model.match_count
             self.filter_status.setText(f"{count:,} match" + ("es" if count != 1 else ""))
+
+    def _update_placeholder(self) -> None:
+        """What the empty timeline says: why it is empty and what to do."""
+        model = self.timeline_model
+        if not model.loaded:
+            text = "Reading the history…"
+        elif model.searching:
+            text = "Searching the documents…"
+        elif model.match_count is not None:
+            text = f"No document contains “{model.filter_text}”."
+        elif self._closing:
+            return
+        elif self._small_peer_info.is_enabled:
+            text = "Collecting the first document…"
+        else:
+            every = format_interval(self._small_peer_info.interval)
+            text = f"No documents yet.\nTurn collection on to collect one now, then one {every}."
+        self.timeline_view.set_placeholder_text(text)
 
     # --- status bar ---------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ holds no unsaved edits; with unsaved edits it keeps them and says so.
 
 from __future__ import annotations
 
+import re
+
 import orjson
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -48,6 +50,8 @@ VALIDATION_DELAY_MS = 120
 """Pause in typing after which the text is validated (validation itself takes ~1 ms at 128 KiB)."""
 
 _R = MetadataValidationReason
+# What the wave underline covers from the error position: a word or number, a string, or one character.
+_ERROR_TOKEN = re.compile(r'[\w.+\-]+|"(?:[^"\\]|\\.)*"?|.')
 _LIMIT = format_bytes(MAX_METADATA_SIZE_BYTES)
 
 
@@ -114,7 +118,8 @@ class MetadataEditorPanel(QWidget):
 
         self.status = QLabel(objectName="metadataStatus")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setWordWrap(True)  # an error message can be long: it wraps rather than clips
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
         self.notice = QLabel(objectName="metadataNotice")
         self.notice.setWordWrap(True)
         self.notice.hide()
@@ -234,8 +239,10 @@ class MetadataEditorPanel(QWidget):
             column = min(max(error.column - 1, 0), len(text))
             if column == len(text) and column > 0:
                 column -= 1  # past the end of the line: mark its last character
+            token = _ERROR_TOKEN.match(text, column)
+            end = token.end() if token else column + 1
             start = len(text[:column].encode("utf-16-le")) // 2
-            length = len(text[column : column + 1].encode("utf-16-le")) // 2
+            length = len(text[column:end].encode("utf-16-le")) // 2
             red = QColor("#e5484d")
 
             line = QTextEdit.ExtraSelection()

@@ -38,6 +38,8 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import QTableView, QWidget
 
 from inspector.core.collector import format_timestamp
 from inspector.core.store import Replication, Store, TimelineRow
@@ -51,6 +53,7 @@ __all__ = [
     "SEQ_ROLE",
     "Column",
     "TimelineModel",
+    "TimelineView",
     "describe_change",
     "matches_filter",
 ]
@@ -64,6 +67,8 @@ FLUSH_DELAY_MS = 100
 """Collected documents arriving within this time are inserted as one batch."""
 DISK_CHANGE_THRESHOLD = 1024 * 1024
 """Smaller changes of the device's free space are noise, not news."""
+STORE_CHANGE_THRESHOLD = 256 * 1024
+"""The peer's own directory grows by a WAL page or two per collection: only larger changes are news."""
 LOADING = "…"
 SEQ_ROLE = Qt.ItemDataRole.UserRole + 1
 """The row's seq (available before its page is loaded)."""
@@ -115,7 +120,7 @@ def describe_change(row: TimelineRow, previous: TimelineRow | None) -> str:
             changes.append(f"disk {format_signed_bytes(delta)}")
     if row.ditto_total is not None and previous.ditto_total is not None:
         delta = row.ditto_total - previous.ditto_total
-        if delta:
+        if abs(delta) >= STORE_CHANGE_THRESHOLD:
             changes.append(f"store {format_signed_bytes(delta)}")
     return " · ".join(changes) if changes else "no change"
 
@@ -557,3 +562,29 @@ class _Descending:
 
     def __getitem__(self, index: int) -> int:
         return -self._items[index]
+
+
+class TimelineView(QTableView):
+    """The timeline's table; while it has no rows it says why, in the middle of its viewport."""
+
+    def __init__(self, parent: QWidget | None = None, **properties: Any) -> None:
+        super().__init__(parent, **properties)
+        self._placeholder = ""
+
+    def placeholder_text(self) -> str:
+        return self._placeholder
+
+    def set_placeholder_text(self, text: str) -> None:
+        if text != self._placeholder:
+            self._placeholder = text
+            self.viewport().update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        model = self.model()
+        if self._placeholder and model is not None and model.rowCount() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            area = self.viewport().rect().adjusted(24, 24, -24, -24)
+            painter.drawText(area, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+            painter.end()

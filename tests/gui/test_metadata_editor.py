@@ -325,3 +325,11 @@ def test_json_is_highlighted(window, ditto):
     assert key == panel.highlighter.format_for("key").foreground().color()
     assert value == panel.highlighter.format_for("string").foreground().color()
     assert key != value
+
+
+def test_the_mark_covers_the_whole_offending_word(window, qtbot):
+    editor = window.metadata_panel.editor
+    type_text(qtbot, editor, '{"a": 1, oops}')
+    wait_status(qtbot, window, "invalid JSON")
+
+    assert error_marks(editor) == [(9, 13, "oops")]

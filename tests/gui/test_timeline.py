@@ -88,7 +88,9 @@ def test_change_column_names_disk_and_store_changes(window, ditto, run, qtbot):
         now = int(time.time() * 1000)
         body = [
             document_body(ditto, now - 2000, available=10 * 2**30, ditto_total=2**20),
-            document_body(ditto, now - 1000, available=10 * 2**30 - 3 * 2**20, ditto_total=2**20 + 12 * 1024),
+            document_body(
+                ditto, now - 1000, available=10 * 2**30 - 3 * 2**20, ditto_total=2**20 + 300 * 1024
+            ),
         ]
         for ts, data in zip((now - 2000, now - 1000), body, strict=True):
             store.insert_collected(ditto.peer_key, ts, data, b"{}", False)
@@ -98,7 +100,7 @@ def test_change_column_names_disk_and_store_changes(window, ditto, run, qtbot):
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 2)
     wait_loaded(qtbot, window)
 
-    assert cell(window, 0, Column.CHANGE) == "disk −3 MiB · store +12 KiB"
+    assert cell(window, 0, Column.CHANGE) == "disk −3 MiB · store +300 KiB"
 
 
 def test_documents_arriving_together_are_inserted_in_one_batch(window, ditto, run, qtbot):
@@ -320,3 +322,24 @@ def test_rows_are_flat(ditto, run, make_window):
     assert model.rowCount(first) == 0
     assert model.columnCount(first) == 0
     assert first.parent() == QModelIndex()
+
+
+def test_small_disk_and_store_changes_are_not_news():
+    from inspector.core.store import Replication, TimelineRow
+    from inspector.gui.timeline import describe_change
+
+    previous = TimelineRow(1, 0, 800, b"m", 10 * 2**30, 2**20, Replication.LOCAL_ONLY)
+    row = TimelineRow(2, 2000, 800, b"m", 10 * 2**30 - 8192, 2**20 + 16 * 1024, Replication.LOCAL_ONLY)
+    assert describe_change(row, previous) == "no change"
+    assert describe_change(row, None) == "first document"
+
+
+def test_an_empty_timeline_says_what_to_do(window, ditto, qtbot, run):
+    view = window.timeline_view
+    assert (
+        view.placeholder_text()
+        == "No documents yet.\nTurn collection on to collect one now, then one every 1 h."
+    )
+
+    filter_timeline(qtbot, window, "nothing")
+    assert view.placeholder_text() == "No document contains “nothing”."
