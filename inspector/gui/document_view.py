@@ -6,7 +6,7 @@ import difflib
 from typing import Any
 
 import orjson
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
@@ -69,6 +69,9 @@ class DocumentPanel(QWidget):
         self.copy_button.setToolTip("Copy what is shown (the JSON, or the diff) to the clipboard")
         self.view = QPlainTextEdit(objectName="documentView")
         self.view.setReadOnly(True)
+        self.view.setTextInteractionFlags(  # read-only, yet scrollable and selectable from the keyboard
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
         self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.view.setPlaceholderText(_EMPTY_TEXT)
