@@ -6,7 +6,7 @@ import difflib
 from typing import Any
 
 import orjson
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
@@ -90,6 +90,12 @@ class DocumentPanel(QWidget):
         layout.addLayout(header)
         layout.addWidget(self.view, 1)
         self._render()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        palette_changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+        if palette_changed and hasattr(self, "highlighter"):  # not while __init__ builds the panel
+            self.highlighter.update_palette(self.palette())  # light <-> dark while running
 
     @property
     def seq(self) -> int | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 import orjson
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -175,6 +175,12 @@ class MetadataEditorPanel(QWidget):
         layout.addLayout(buttons)
 
         self._load(self._peer_encoded)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        palette_changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+        if palette_changed and hasattr(self, "highlighter"):  # not while __init__ builds the panel
+            self.highlighter.update_palette(self.palette())  # light <-> dark while running
 
     # --- state --------------------------------------------------------------------------------------
 

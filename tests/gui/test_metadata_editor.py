@@ -333,3 +333,20 @@ def test_the_mark_covers_the_whole_offending_word(window, qtbot):
     wait_status(qtbot, window, "invalid JSON")
 
     assert error_marks(editor) == [(9, 13, "oops")]
+
+
+def test_highlighting_follows_a_switch_to_a_dark_palette(window, ditto):
+    from PySide6.QtGui import QColor, QPalette
+
+    ditto.small_peer_info.metadata = {"key": 1}
+    panel = window.metadata_panel
+    light_key = panel.highlighter.format_for("key").foreground().color()
+    dark = QPalette(panel.palette())
+    dark.setColor(QPalette.ColorRole.Window, QColor("#202020"))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor("#eeeeee"))
+
+    panel.setPalette(dark)
+
+    dark_key = panel.highlighter.format_for("key").foreground().color()
+    assert dark_key != light_key
+    assert dark_key.lightness() > light_key.lightness()
