@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
         widths = {
             Column.TIME: "2026-11-26 05:38:12 · 59 min ago",
             Column.SIZE: "999.9 KiB",
-            Column.CHANGE: "metadata · disk −999.9 MiB",
+            Column.CHANGE: "metadata · disk free −999.9 MiB",
         }
         for column, sample in widths.items():
             header.resizeSection(column, metrics.horizontalAdvance(sample) + 28)
@@ -545,12 +545,16 @@ class MainWindow(QMainWindow):
         if isinstance(event, DocumentCollected):
             self.timeline_model.on_document_collected(event.seq, event.document)
             # The collection loop sets the next due time right after this event, in the same step.
-            asyncio.get_running_loop().call_soon(self._update_schedule)
+            asyncio.get_running_loop().call_soon(self._after_collection)
         elif isinstance(event, SettingChanged):
             self._on_setting_changed(event.name, event.value)
         elif isinstance(event, ReplicationChanged):
             self._update_replication()
             self.timeline_model.mark_replication_changed()
+
+    def _after_collection(self) -> None:
+        if not self._closing:
+            self._update_schedule()
 
     def _on_setting_changed(self, name: str, value: Any) -> None:
         if name == "is_enabled":
@@ -620,10 +624,3 @@ class MainWindow(QMainWindow):
     async def wait_closed(self) -> None:
         """After the window closed: wait until the work it started has ended."""
         await self._tasks.wait_cancelled()
-
-    # --- for tests and automation --------------------------------------------------------------------
-
-    @property
-    def pending_tasks(self) -> int:
-        """Tasks the window has running (reads, a scope change...)."""
-        return len(self._tasks)

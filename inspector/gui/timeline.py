@@ -20,7 +20,6 @@ store matches them: in their compact JSON, ASCII letters case-insensitively (SQL
 
 from __future__ import annotations
 
-import asyncio
 import time
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
@@ -108,7 +107,7 @@ _REPLICATION = {
 
 
 def describe_change(row: TimelineRow, previous: TimelineRow | None) -> str:
-    """What changed since the previous document: ``metadata``, ``disk −3 MiB``, ``store +12 KiB``."""
+    """What changed since the previous document: ``metadata``, ``disk free −3 MiB``, ``store +1 MiB``."""
     if previous is None:
         return "first document"
     changes = []
@@ -117,7 +116,7 @@ def describe_change(row: TimelineRow, previous: TimelineRow | None) -> str:
     if row.device_available is not None and previous.device_available is not None:
         delta = row.device_available - previous.device_available
         if abs(delta) >= DISK_CHANGE_THRESHOLD:
-            changes.append(f"disk {format_signed_bytes(delta)}")
+            changes.append(f"disk free {format_signed_bytes(delta)}")
     if row.ditto_total is not None and previous.ditto_total is not None:
         delta = row.ditto_total - previous.ditto_total
         if abs(delta) >= STORE_CHANGE_THRESHOLD:
@@ -517,8 +516,6 @@ class TimelineModel(QAbstractTableModel):
     async def _search(self, needle: str, version: int) -> None:
         try:
             seqs, (oldest, newest) = await self._store.run(_search, self._store, needle, SEARCH_LIMIT)
-        except asyncio.CancelledError:
-            raise
         finally:
             if version == self._search_version:
                 self._set_searching(False)

@@ -100,7 +100,7 @@ def test_change_column_names_disk_and_store_changes(window, ditto, run, qtbot):
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 2)
     wait_loaded(qtbot, window)
 
-    assert cell(window, 0, Column.CHANGE) == "disk −3 MiB · store +300 KiB"
+    assert cell(window, 0, Column.CHANGE) == "disk free −3 MiB · store +300 KiB"
 
 
 def test_documents_arriving_together_are_inserted_in_one_batch(window, ditto, run, qtbot):
