@@ -16,6 +16,7 @@ from inspector.core.errors import (
 from inspector.core.metadata import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES
 from inspector.core.small_peer_info import (
     DocumentCollected,
+    ReplicationChanged,
     SettingChanged,
     SmallPeerInfo,
     SmallPeerInfoSyncScope,
@@ -32,6 +33,7 @@ __all__ = [
     "MetadataValidationError",
     "MetadataValidationReason",
     "PersistenceDirectoryLockedError",
+    "ReplicationChanged",
     "SettingChanged",
     "SmallPeerInfo",
     "SmallPeerInfoSyncScope",

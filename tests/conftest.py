@@ -1,6 +1,11 @@
 """Test setup shared by every suite: headless Qt, and no test touches the user's real directories."""
 
 import os
+import sys
+from pathlib import Path
+
+# The real Big Peer harness serves the Big Peer, replication and window suites alike.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "big_peer"))
 
 # Before anything imports Qt: the suite runs headless everywhere, CI included.
 os.environ["QT_QPA_PLATFORM"] = "offscreen"

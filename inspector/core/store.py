@@ -383,7 +383,10 @@ class Store:
 
     def bounds(self) -> tuple[int, int]:
         """(oldest seq, newest seq) of the stored history; (0, 0) when empty."""
-        row = self._conn.execute("SELECT min(seq), max(seq) FROM history").fetchone()
+        # Two subqueries: each is one index seek, where min() and max() together scan the table.
+        row = self._conn.execute(
+            "SELECT (SELECT min(seq) FROM history), (SELECT max(seq) FROM history)"
+        ).fetchone()
         return (row[0], row[1]) if row[0] is not None else (0, 0)
 
     def timeline_rows(self, first_seq: int, last_seq: int) -> list[TimelineRow]:

@@ -1,7 +1,10 @@
 """What the window shows of replication: the timeline's Big Peer column and the status bar."""
 
+import json
+import urllib.request
+
 import pytest
-from aiohttp import web
+from big_peer_harness import ADMIN_TOKEN, DEVICE_TOKEN, start_big_peer
 
 from inspector.gui.timeline import Column
 
@@ -9,26 +12,20 @@ UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, connect
 
 
 @pytest.fixture
-def big_peer(run):
-    """A stand-in Big Peer on 127.0.0.1 that acknowledges every batch; yields its URL and the batches."""
-    batches = []
+def big_peer(tmp_path):
+    """The real Big Peer service, as a process on 127.0.0.1."""
+    service = start_big_peer(tmp_path / "big-peer-data", tmp_path / "big-peer.log")
+    yield service
+    assert service.stop() == 0, service.log()
 
-    async def ingest(request):
-        batches.append(await request.json())
-        return web.json_response({"accepted": len(batches[-1]["documents"])})
 
-    async def start():
-        app = web.Application()
-        app.router.add_post("/api/v1/small_peer_info", ingest)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, runner.addresses[0][1]
-
-    runner, port = run(start())
-    yield f"http://127.0.0.1:{port}", batches
-    run(runner.cleanup())
+def stored_on_big_peer(service, peer_key):
+    request = urllib.request.Request(
+        f"{service.url}/api/v1/devices/{peer_key}/history",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["documents"]
 
 
 def replication_cells(window):
@@ -79,13 +76,12 @@ def test_switching_to_the_local_scope_drops_the_queue(make_ditto, make_window, t
 
 
 def test_acknowledged_documents_show_as_sent(make_ditto, make_window, tmp_path, qtbot, run, big_peer):
-    url, batches = big_peer
-    peer = make_ditto(tmp_path / "online", big_peer_url=url, big_peer_token="t")
+    peer = make_ditto(tmp_path / "online", big_peer_url=big_peer.url, big_peer_token=DEVICE_TOKEN)
     window = make_window(peer)
 
     enable_big_peer_scope(window, peer, qtbot, run)
 
     qtbot.waitUntil(lambda: replication_cells(window) == ["sent"])
     qtbot.waitUntil(lambda: window.replication_label.text() == "Big Peer: connected")
-    assert batches[0]["documents"][0]["_id"] == peer.peer_key
+    assert stored_on_big_peer(big_peer, peer.peer_key)[0]["_id"] == peer.peer_key
     assert "1 document acknowledged since the peer opened" in window.replication_label.toolTip().splitlines()
