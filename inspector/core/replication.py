@@ -85,7 +85,7 @@ class ReplicationPolicy:
     batch_size: int = 100
     max_queue: int = 10_000
     backoff_base: float = 0.5
-    backoff_cap: float = 60.0
+    backoff_cap: float = 30.0
     request_timeout: float = 15.0
     connection_history: int = 20
 
