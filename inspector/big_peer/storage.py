@@ -25,6 +25,8 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from inspector.core.database import open_database
+
 __all__ = [
     "DATABASE_FILE",
     "BigPeerStorage",
@@ -201,22 +203,16 @@ class SQLiteStorage:
     # Everything below runs on the worker thread.
 
     def _open(self) -> None:
-        connection = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} was written by a newer Big Peer (schema {version}, this one knows "
-                    f"{_SCHEMA_VERSION}); upgrade this service or use another --data directory"
-                )
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = FULL")
-            connection.execute("PRAGMA busy_timeout = 5000")
-            connection.executescript(_SCHEMA)
-        except BaseException:
-            connection.close()
-            raise
+        connection = open_database(self.path, _SCHEMA, synchronous="FULL", check=self._check_version)
         self._connection = connection
+
+    def _check_version(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} was written by a newer Big Peer (schema {version}, this one knows "
+                f"{_SCHEMA_VERSION}); upgrade this service or use another --data directory"
+            )
 
     def _close_connection(self) -> None:
         if self._connection is not None:

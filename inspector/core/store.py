@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from inspector.core.database import open_database
 from inspector.core.errors import DittoClosedError
 
 __all__ = ["DATABASE_FILE", "HistoryRetention", "Replication", "Store", "TimelineRow"]
@@ -167,16 +168,8 @@ class Store:
         return self._thread_conn
 
     def _open(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
+        # NORMAL: a power cut may lose the last collections, never corrupt the database.
+        conn = open_database(self.path, _SCHEMA, synchronous="NORMAL")
         self._thread_conn = conn
 
     def _close(self) -> None:

@@ -11,7 +11,7 @@ from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from inspector.core.store import Store
-from inspector.gui.highlighting import JsonHighlighter
+from inspector.gui.highlighting import JsonHighlighter, follow_palette
 from inspector.gui.tasks import TaskSet
 
 __all__ = ["DIFF_CONTEXT_LINES", "DocumentPanel", "document_diff"]
@@ -93,9 +93,8 @@ class DocumentPanel(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
-        palette_changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
-        if palette_changed and hasattr(self, "highlighter"):  # not while __init__ builds the panel
-            self.highlighter.update_palette(self.palette())  # light <-> dark while running
+        # getattr: the event also arrives while __init__ builds the panel, before the highlighter.
+        follow_palette(event, getattr(self, "highlighter", None), self.palette())
 
     @property
     def seq(self) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from itertools import accumulate
 
+from PySide6.QtCore import QEvent
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -122,3 +123,10 @@ class JsonHighlighter(QSyntaxHighlighter):
                 fmt = QTextCharFormat(fmt)
                 fmt.merge(self.format(begin))
             set_format(begin, end - begin, fmt)
+
+
+def follow_palette(event: QEvent, highlighter: JsonHighlighter | None, palette: QPalette) -> None:
+    """Recolour ``highlighter`` when its widget's palette changes (light <-> dark while running)."""
+    palette_changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+    if palette_changed and highlighter is not None:
+        highlighter.update_palette(palette)

@@ -42,7 +42,7 @@ from inspector.core.errors import DittoClosedError, MetadataValidationError, Met
 from inspector.core.metadata import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES, ValidatedMetadata, validate
 from inspector.core.small_peer_info import SmallPeerInfo
 from inspector.gui.formatting import format_bytes
-from inspector.gui.highlighting import JsonHighlighter, is_dark_palette
+from inspector.gui.highlighting import JsonHighlighter, follow_palette, is_dark_palette
 
 __all__ = ["VALIDATION_DELAY_MS", "MetadataEditorPanel", "describe_error", "pretty_json"]
 
@@ -178,9 +178,8 @@ class MetadataEditorPanel(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
-        palette_changed = event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
-        if palette_changed and hasattr(self, "highlighter"):  # not while __init__ builds the panel
-            self.highlighter.update_palette(self.palette())  # light <-> dark while running
+        # getattr: the event also arrives while __init__ builds the panel, before the highlighter.
+        follow_palette(event, getattr(self, "highlighter", None), self.palette())
 
     # --- state --------------------------------------------------------------------------------------
 
