@@ -243,3 +243,73 @@ async def test_local_peer_only_drops_the_queue_even_without_a_big_peer_configure
         await ditto.small_peer_info.set_sync_scope("BigPeerOnly")
         await asyncio.sleep(0.3)  # a sender with something queued would have delivered it by now
     assert await arrived(big_peer.url, ditto.peer_key) == []
+
+
+def _self_signed(tmp_path):
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_https_big_peer_with_an_untrusted_certificate_is_refused(tmp_path):
+    # The Big Peer speaks plain HTTP (TLS belongs to the proxy in front of it), so a TLS
+    # endpoint that would accept anything stands in for it: verification must stop the peer first.
+    import ssl
+
+    from aiohttp import web
+
+    received = []
+
+    async def ingest(request):
+        received.append(await request.read())
+        return web.json_response({"accepted": 1, "duplicates": 0})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/small_peer_info", ingest)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*_self_signed(tmp_path))
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with peer(tmp_path / "peer", f"https://127.0.0.1:{port}", interval=300) as ditto:
+            await ditto.small_peer_info.set_sync_scope("BigPeerOnly")
+            ditto.small_peer_info.is_enabled = True
+            await wait_for(lambda: ditto.replication_status.last_error is not None)
+            assert "certificate" in ditto.replication_status.last_error.lower()
+            assert ditto.replication_status.queue_length >= 1
+        assert received == []
+    finally:
+        await runner.cleanup()
