@@ -145,8 +145,7 @@ def test_refuses_the_same_token_for_both_roles(tmp_path: Path) -> None:
 
 def test_console_script_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("inspector-big-peer")
-    if not script.exists():
-        pytest.skip(f"the console script is not installed next to {sys.executable}")
+    assert script.exists(), f"the console script is not installed next to {sys.executable}"
 
     result = run_to_exit([str(script), "--port", "0"], tmp_path)
 

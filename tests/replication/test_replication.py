@@ -59,6 +59,10 @@ async def _value(result):
     return await result if inspect.isawaitable(result) else result
 
 
+async def arrived_count(url, peer_key, test):
+    return test(len(await arrived(url, peer_key)))
+
+
 def peer(directory, url, **kwargs):
     return Ditto(
         directory,
@@ -81,10 +85,7 @@ async def test_big_peer_only_documents_arrive_in_order(tmp_path, service):
         await sp.set_sync_scope("BigPeerOnly")
         sp.is_enabled = True
 
-        async def five_arrived():
-            return len(await arrived(big_peer.url, ditto.peer_key)) >= 5
-
-        await wait_for(five_arrived)
+        await wait_for(lambda: arrived_count(big_peer.url, ditto.peer_key, lambda n: n >= 5))
         sp.is_enabled = False
         await wait_for(lambda: ditto.replication_status.queue_length == 0)
         assert await arrived(big_peer.url, ditto.peer_key) == await local_history(ditto)
@@ -126,10 +127,7 @@ async def test_switching_to_big_peer_only_collects_a_fresh_document(tmp_path, se
         local_only = await local_history(ditto)
         await sp.set_sync_scope("BigPeerOnly")
 
-        async def one_arrived():
-            return len(await arrived(big_peer.url, ditto.peer_key)) == 1
-
-        await wait_for(one_arrived)
+        await wait_for(lambda: arrived_count(big_peer.url, ditto.peer_key, lambda n: n == 1))
         fresh = await arrived(big_peer.url, ditto.peer_key)
         assert fresh[0] not in local_only  # the earlier, local-only document stayed home
 
@@ -158,10 +156,7 @@ async def test_revoking_drops_the_queue(tmp_path, service):
         await sp.set_sync_scope("BigPeerOnly")
         sp.is_enabled = True
 
-        async def something_arrived():
-            return len(await arrived(restarted.url, ditto.peer_key)) >= 1
-
-        await wait_for(something_arrived)
+        await wait_for(lambda: arrived_count(restarted.url, ditto.peer_key, lambda n: n >= 1))
         sp.is_enabled = False
         assert not set(await arrived(restarted.url, ditto.peer_key)) & set(revoked)
 
@@ -174,10 +169,7 @@ async def test_queue_survives_an_outage_and_a_peer_restart(tmp_path, service):
         await sp.set_sync_scope("BigPeerOnly")
         sp.is_enabled = True
 
-        async def some_arrived():
-            return len(await arrived(big_peer.url, ditto.peer_key)) >= 2
-
-        await wait_for(some_arrived)
+        await wait_for(lambda: arrived_count(big_peer.url, ditto.peer_key, lambda n: n >= 2))
         assert big_peer.stop() == 0  # outage
         await wait_for(lambda: ditto.replication_status.queue_length >= 5)
         sp.is_enabled = False
