@@ -146,7 +146,7 @@ class SmallPeerInfo:
         self._observers: list[Callable[[Any], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
-        self._collect_lock: asyncio.Lock | None = None
+        self._collect_lock = asyncio.Lock()  # binds to a loop only when first contended
         self._last_ts = last_ts
         self._last_collected_at: float | None = last_ts / 1000 if last_ts else None
         self._next_collection_at: float | None = None
@@ -239,8 +239,6 @@ class SmallPeerInfo:
             raise ValueError(f"unknown sync scope {scope!r}; expected one of {allowed}") from None
         if new is self._scope:
             return
-        if self._collect_lock is None:
-            self._collect_lock = asyncio.Lock()
         # Under the collection lock: no document is half-collected under the old scope.
         async with self._collect_lock:
             self._check_open()
@@ -346,7 +344,6 @@ class SmallPeerInfo:
     def _start_collection(self) -> None:
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
-            self._collect_lock = self._collect_lock or asyncio.Lock()
             self._task = asyncio.get_running_loop().create_task(
                 self._collection_loop(), name="small-peer-info-collection"
             )
@@ -388,8 +385,6 @@ class SmallPeerInfo:
             self._wake.clear()
 
     async def _collect(self) -> dict[str, Any] | None:
-        if self._collect_lock is None:
-            self._collect_lock = asyncio.Lock()
         async with self._collect_lock:
             if not self._enabled or self._ditto.is_closed:
                 return None

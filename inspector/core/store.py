@@ -364,15 +364,7 @@ class Store:
 
     @staticmethod
     def _documents(rows: Iterable[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
-        parsed: dict[bytes, Any] = {}  # unchanged metadata is decoded once per page
-        out = []
-        for body, metadata in rows:
-            doc = orjson.loads(body)
-            if metadata not in parsed:
-                parsed[metadata] = orjson.dumps(orjson.loads(metadata))
-            doc["metadata"] = orjson.loads(parsed[metadata])
-            out.append(doc)
-        return out
+        return [_join(body, metadata) for body, metadata in rows]
 
     def bounds(self) -> tuple[int, int]:
         """(oldest seq, newest seq) of the stored history; (0, 0) when empty."""
