@@ -68,7 +68,8 @@ class ReplicationStatus:
     state: ConnectionState
     queue_length: int = 0
     dropped: int = 0
-    """Queued documents dropped because the queue was full (oldest first), ever."""
+    """Queued documents dropped unsent, ever: the queue was full (oldest go first), or they aged
+    out of the history before the Big Peer could be reached."""
     acknowledged: int = 0
     """Documents the Big Peer acknowledged since the peer opened."""
     last_error: str | None = None
