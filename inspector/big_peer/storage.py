@@ -13,19 +13,16 @@ as text orders them in time.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import orjson
 
-from inspector.core.database import open_database
+from inspector.core.database import SQLiteWorker, StorageClosedError
 
 __all__ = [
     "DATABASE_FILE",
@@ -36,8 +33,6 @@ __all__ = [
 ]
 
 DATABASE_FILE = "big_peer.sqlite3"
-_SCHEMA_VERSION = 1
-_T = TypeVar("_T")
 
 _log = logging.getLogger(__name__)
 
@@ -50,10 +45,6 @@ class IngestResult:
     """Documents stored by this call."""
     duplicates: int
     """Documents that were already stored (or repeated within the call); nothing changed for them."""
-
-
-class StorageClosedError(RuntimeError):
-    """The storage was closed; no further calls are served."""
 
 
 class BigPeerStorage(Protocol):
@@ -90,7 +81,7 @@ class BigPeerStorage(Protocol):
         ...
 
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     seq INTEGER PRIMARY KEY,
     peer_key TEXT NOT NULL,
@@ -104,8 +95,8 @@ CREATE TABLE IF NOT EXISTS devices (
     last_updated_at TEXT NOT NULL,
     last_received_at_ms INTEGER NOT NULL
 );
-PRAGMA user_version = {_SCHEMA_VERSION};
 """
+_MIGRATIONS = (_SCHEMA,)
 
 _INSERT_DOCUMENT = """
 INSERT INTO documents (peer_key, last_updated_at, received_at_ms, body) VALUES (?, ?, ?, ?)
@@ -142,7 +133,7 @@ ORDER BY last_updated_at DESC LIMIT ?
 _AFTER_ALL_TIMESTAMPS = "~"
 
 
-class SQLiteStorage:
+class SQLiteStorage(SQLiteWorker):
     """`BigPeerStorage` in one SQLite database file (WAL).
 
     One worker thread owns the connection and runs every call in order, so the
@@ -153,21 +144,19 @@ class SQLiteStorage:
 
     def __init__(self, path: Path) -> None:
         """Prefer `SQLiteStorage.open`, which also creates the schema."""
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="big-peer-sqlite")
-        self._connection: sqlite3.Connection | None = None
-        self._closed = False
+        super().__init__(
+            path,
+            migrations=_MIGRATIONS,
+            synchronous="FULL",
+            thread_name="big-peer-sqlite",
+            what="The Big Peer database",
+        )
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStorage:
         """Open (creating if needed) the database at ``path``; its directory must exist."""
         storage = cls(path)
-        try:
-            await storage._call(storage._open)
-        except BaseException:
-            storage._closed = True
-            storage._executor.shutdown(wait=False)
-            raise
+        await storage.open_async()
         return storage
 
     async def ingest(self, documents: Sequence[Mapping[str, Any]]) -> IngestResult:
@@ -187,37 +176,7 @@ class SQLiteStorage:
             raise ValueError(f"limit must be at least 1, not {limit}")
         return await self._call(self._history, peer_key, limit, before)
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        # Queued after every call already made: those finish first.
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_connection)
-        self._executor.shutdown(wait=False)
-
-    async def _call(self, function: Callable[..., _T], *args: Any) -> _T:
-        if self._closed:
-            raise StorageClosedError(f"the Big Peer storage {self.path} is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
     # Everything below runs on the worker thread.
-
-    def _open(self) -> None:
-        connection = open_database(self.path, _SCHEMA, synchronous="FULL", check=self._check_version)
-        self._connection = connection
-
-    def _check_version(self, connection: sqlite3.Connection) -> None:
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} was written by a newer Big Peer (schema {version}, this one knows "
-                f"{_SCHEMA_VERSION}); upgrade this service or use another --data directory"
-            )
-
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
 
     def _ingest(self, documents: Sequence[Mapping[str, Any]]) -> IngestResult:
         received_at_ms = int(time.time() * 1000)
@@ -225,7 +184,7 @@ class SQLiteStorage:
             (document["_id"], document["last_updated_at"], received_at_ms, orjson.dumps(document).decode())
             for document in documents
         ]
-        connection = self._require_connection()
+        connection = self._conn
         connection.execute("BEGIN IMMEDIATE")
         try:
             accepted = connection.executemany(_INSERT_DOCUMENT, rows).rowcount
@@ -241,18 +200,13 @@ class SQLiteStorage:
         return IngestResult(accepted=accepted, duplicates=len(rows) - accepted)
 
     def _select_all(self, query: str, parameters: tuple[Any, ...]) -> list[dict[str, Any]]:
-        rows = self._require_connection().execute(query, parameters).fetchall()
+        rows = self._conn.execute(query, parameters).fetchall()
         return [orjson.loads(body) for (body,) in rows]
 
     def _history(self, peer_key: str, limit: int, before: str | None) -> list[dict[str, Any]] | None:
-        connection = self._require_connection()
+        connection = self._conn
         if connection.execute("SELECT 1 FROM devices WHERE peer_key = ?", (peer_key,)).fetchone() is None:
             return None
         return self._select_all(
             _SELECT_HISTORY, (peer_key, _AFTER_ALL_TIMESTAMPS if before is None else before, limit)
         )
-
-    def _require_connection(self) -> sqlite3.Connection:
-        if self._connection is None:
-            raise StorageClosedError(f"the Big Peer storage {self.path} is closed")
-        return self._connection

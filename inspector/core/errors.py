@@ -6,6 +6,37 @@ from enum import Enum
 from pathlib import Path
 
 
+class PersistenceProblem(str, Enum):
+    """What is wrong with a persistence directory or database (`PersistenceError.problem`)."""
+
+    NOT_A_DIRECTORY = "not_a_directory"
+    NOT_A_DATABASE = "not_a_database"
+    DAMAGED = "damaged"
+    CANNOT_OPEN = "cannot_open"
+    READ_ONLY = "read_only"
+    DISK_FULL = "disk_full"
+    IO_ERROR = "io_error"
+    NEWER_VERSION = "newer_version"
+
+
+class PersistenceError(OSError):
+    """A persistence directory or database cannot be used; the message names ``path`` and what to do.
+
+    ``problem`` says what kind of failure it is (a `PersistenceProblem`). Raised when a
+    peer opens and whenever a write or read fails while it runs, never as a bare
+    ``sqlite3`` error. An `OSError`, so code that handles file errors handles it too.
+    """
+
+    def __init__(self, path: Path, problem: PersistenceProblem, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.problem = problem
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.path, self.problem, self.message))
+
+
 class DittoClosedError(RuntimeError):
     """Raised by every member of a closed peer's API."""
 
@@ -20,8 +51,8 @@ class PersistenceDirectoryLockedError(RuntimeError):
         self.directory = directory
         detail = f" (held by {holder})" if holder else ""
         super().__init__(
-            f"the persistence directory {str(directory)!r} is in use by another Ditto{detail}; "
-            "close it first or choose another directory"
+            f"The persistence directory {directory} is in use by another peer{detail}. "
+            "Close the program using it, or choose another directory."
         )
 
 

@@ -15,14 +15,12 @@ timeline is ``max_seq - i`` and the window's model can read any screen directly.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -30,7 +28,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from inspector.core.database import open_database
+from inspector.core.database import SQLiteWorker
 from inspector.core.errors import DittoClosedError
 
 __all__ = ["DATABASE_FILE", "HistoryRetention", "Replication", "Store", "TimelineRow"]
@@ -112,39 +110,39 @@ def _join(body: bytes, metadata: bytes) -> dict[str, Any]:
     return doc
 
 
-class Store:
+class Store(SQLiteWorker):
     """The peer's database. Public API: `find_by_id`; the rest serves the peer and the window."""
 
     def __init__(self, directory: Path, retention: HistoryRetention) -> None:
-        self.path = directory / DATABASE_FILE
+        # NORMAL: a power cut may lose the last collections, never corrupt the database.
+        super().__init__(
+            directory / DATABASE_FILE,
+            migrations=(_SCHEMA,),
+            synchronous="NORMAL",
+            thread_name="inspector-store",
+            what="The peer's database",
+        )
         self._retention = retention
-        self._closed = False
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inspector-store")
-        self._thread_conn: sqlite3.Connection | None = None
         self._blob_cache: tuple[bytes, bytes] | None = None  # (metadata bytes, hash) last inserted
         self._gc_due = False
         self._lock = threading.Lock()
         self._pending_settings: dict[str, bytes] = {}
-        try:
-            self.call(self._open)
-        except BaseException:
-            self._executor.shutdown(wait=True)
-            raise
+        self.open_blocking()
 
     # --- running work on the store's thread ------------------------------------------------------
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on the store thread and wait for it (start-up only: it blocks)."""
-        return self._executor.submit(fn, *args).result()
+        return self._call_blocking(fn, *args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._closed:
+        if self.closed:
             raise DittoClosedError("the store")
-        return await asyncio.wrap_future(self._executor.submit(fn, *args))
+        return await self._call(fn, *args)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Queue a write without waiting; failures are logged."""
-        future = self._executor.submit(fn, *args)
+        future = self._submit(fn, *args)
         future.add_done_callback(self._log_write_failure)
         return future
 
@@ -153,30 +151,7 @@ class Store:
         if exc is not None:
             log.error("writing to %s failed: %s", self.path, exc, exc_info=exc)
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.wrap_future(self._executor.submit(self._close))
-        self._executor.shutdown(wait=True)
-
     # --- on the store thread ---------------------------------------------------------------------
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        assert self._thread_conn is not None
-        return self._thread_conn
-
-    def _open(self) -> None:
-        # NORMAL: a power cut may lose the last collections, never corrupt the database.
-        conn = open_database(self.path, _SCHEMA, synchronous="NORMAL")
-        self._thread_conn = conn
-
-    def _close(self) -> None:
-        if self._thread_conn is not None:
-            self._thread_conn.execute("PRAGMA optimize")
-            self._thread_conn.close()
-            self._thread_conn = None
 
     def load_settings(self) -> dict[str, bytes]:
         return dict(self._conn.execute("SELECT key, value FROM settings"))

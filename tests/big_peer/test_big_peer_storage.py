@@ -10,6 +10,7 @@ import pytest
 from big_peer_harness import small_peer_info, timestamps
 
 from inspector.big_peer.storage import DATABASE_FILE, IngestResult, SQLiteStorage, StorageClosedError
+from inspector.core.errors import PersistenceError
 
 KEY_A = "pk" + "A" * 43
 KEY_B = "pk" + "B" * 43
@@ -146,7 +147,7 @@ async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     connection.execute("PRAGMA user_version = 99")
     connection.close()
 
-    with pytest.raises(RuntimeError, match="newer Big Peer"):
+    with pytest.raises(PersistenceError, match="newer version"):
         await SQLiteStorage.open(path)
 
 

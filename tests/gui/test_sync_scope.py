@@ -75,7 +75,8 @@ def test_a_failed_change_reverts_the_combo_and_says_why(window, ditto, run, qtbo
     qtbot.waitUntil(window.scope_combo.isEnabled)
     assert window.scope_combo.currentText() == "Local peer only"
     assert window.scope_message.isVisible()
-    assert window.scope_message.text() == "Could not change the sync scope: disk I/O error"
+    assert window.scope_message.text().startswith("Could not change the sync scope: The peer's database ")
+    assert "cannot be read or written: disk I/O error. Check the disk" in window.scope_message.text()
     assert run(ditto.small_peer_info.get_sync_scope()) is SmallPeerInfoSyncScope.LOCAL_PEER_ONLY
 
 
