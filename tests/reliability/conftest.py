@@ -1,4 +1,6 @@
-"""Counts of the reliability suite: small in the normal run, full with ``python -m tests.reliability --full``."""
+"""Counts of the reliability suite: small in the normal run;
+full with ``python -m tests.reliability --full``.
+"""
 
 from __future__ import annotations
 
