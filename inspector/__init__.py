@@ -12,30 +12,48 @@ from inspector.core.errors import (
     MetadataValidationError,
     MetadataValidationReason,
     PersistenceDirectoryLockedError,
+    PersistenceError,
+    PersistenceProblem,
+)
+from inspector.core.events import (
+    CollectionChanged,
+    DocumentCollected,
+    DocumentStatesChanged,
+    HistoryPruned,
+    MetadataChanged,
+    PersistenceChanged,
+    ReplicationChanged,
+    ScheduleChanged,
+    SmallPeerInfoEvent,
+    SmallPeerInfoSyncScope,
+    SyncScopeChanged,
 )
 from inspector.core.metadata import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES
-from inspector.core.small_peer_info import (
-    DocumentCollected,
-    ReplicationChanged,
-    SettingChanged,
-    SmallPeerInfo,
-    SmallPeerInfoSyncScope,
-)
+from inspector.core.small_peer_info import SmallPeerInfo
 from inspector.core.store import HistoryRetention
 
 __all__ = [
     "MAX_METADATA_DEPTH",
     "MAX_METADATA_SIZE_BYTES",
+    "CollectionChanged",
     "Ditto",
     "DittoClosedError",
     "DocumentCollected",
+    "DocumentStatesChanged",
+    "HistoryPruned",
     "HistoryRetention",
+    "MetadataChanged",
     "MetadataValidationError",
     "MetadataValidationReason",
+    "PersistenceChanged",
     "PersistenceDirectoryLockedError",
+    "PersistenceError",
+    "PersistenceProblem",
     "ReplicationChanged",
-    "SettingChanged",
+    "ScheduleChanged",
     "SmallPeerInfo",
+    "SmallPeerInfoEvent",
     "SmallPeerInfoSyncScope",
+    "SyncScopeChanged",
     "__version__",
 ]

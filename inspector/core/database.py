@@ -141,6 +141,7 @@ class SQLiteWorker:
         what: str = "The database",
         check: Callable[[sqlite3.Connection], None] | None = None,
         on_failure: Callable[[PersistenceError], None] | None = None,
+        closed_error: Callable[[], Exception] | None = None,
     ) -> None:
         self.path = path
         self._migrations = tuple(migrations)
@@ -152,6 +153,7 @@ class SQLiteWorker:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=thread_name)
         self._connection: sqlite3.Connection | None = None
         self._closed = False
+        self._closed_error = closed_error or (lambda: StorageClosedError(f"{what} {path} is closed"))
         self._damaged: PersistenceError | None = None
         self._failure_lock = threading.Lock()
 
@@ -213,26 +215,26 @@ class SQLiteWorker:
     async def _call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run ``fn`` on the worker thread and await its result."""
         if self._closed:
-            raise StorageClosedError(f"{self._what} {self.path} is closed")
+            raise self._closed_error()
         return await asyncio.wrap_future(self._executor.submit(self._guarded, fn, *args, **kwargs))
 
     def _call_blocking(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run ``fn`` on the worker thread and wait (start-up only: it blocks the caller)."""
         if self._closed:
-            raise StorageClosedError(f"{self._what} {self.path} is closed")
+            raise self._closed_error()
         return self._executor.submit(self._guarded, fn, *args, **kwargs).result()
 
     def _submit(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         """Queue ``fn`` without waiting (write-behind); the caller watches the future."""
         if self._closed:
-            raise StorageClosedError(f"{self._what} {self.path} is closed")
+            raise self._closed_error()
         return self._executor.submit(self._guarded, fn, *args, **kwargs)
 
     @property
     def _conn(self) -> sqlite3.Connection:
         """The connection (on the worker thread only)."""
         if self._connection is None:
-            raise StorageClosedError(f"{self._what} {self.path} is closed")
+            raise self._closed_error()
         return self._connection
 
     # --- on the worker thread --------------------------------------------------------------------

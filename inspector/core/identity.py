@@ -19,6 +19,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from inspector.core.errors import PersistenceError, PersistenceProblem
+
 __all__ = [
     "NONCE_HEADER",
     "PEER_KEY_HEADER",
@@ -87,27 +89,44 @@ class Identity:
     peer_key: str
 
     @classmethod
-    def load_or_create(cls, directory: Path) -> Identity:
+    def load(cls, directory: Path) -> Identity | None:
+        """The identity kept in ``directory``, or None if it has none yet."""
         path = directory / KEY_FILE
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raw = None
-        if raw is not None and len(raw) == 32:
-            key = Ed25519PrivateKey.from_private_bytes(raw)
-        else:
-            if raw is not None:
-                raise OSError(f"{path} is not a key written by this package ({len(raw)} bytes, expected 32)")
-            key = Ed25519PrivateKey.generate()
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, key.private_bytes_raw())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+            return None
+        except IsADirectoryError:
+            raw = b""
+        if len(raw) != 32:
+            raise PersistenceError(
+                path,
+                PersistenceProblem.DAMAGED,
+                f"The peer's key file {path} is damaged ({len(raw)} bytes, expected 32). "
+                "Restore it from a backup to keep this peer's identity, or move it aside: "
+                "the peer then starts with a new peer key.",
+            )
+        key = Ed25519PrivateKey.from_private_bytes(raw)
         return cls(key, encode_peer_key(key.public_key()))
+
+    @classmethod
+    def create(cls, directory: Path) -> Identity:
+        """A new identity, written to ``directory`` (readable by this user only)."""
+        key = Ed25519PrivateKey.generate()
+        path = directory / KEY_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, key.private_bytes_raw())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        return cls(key, encode_peer_key(key.public_key()))
+
+    @classmethod
+    def load_or_create(cls, directory: Path) -> Identity:
+        return cls.load(directory) or cls.create(directory)
 
     def sign(self, message: bytes) -> bytes:
         return self.private_key.sign(message)

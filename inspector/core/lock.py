@@ -17,6 +17,8 @@ LOCK_FILE = ".lock"
 
 
 class DirectoryLock:
+    """The exclusive lock on one persistence directory (see the module doc)."""
+
     _fd: int | None = None
 
     def __init__(self, directory: Path) -> None:
@@ -29,9 +31,12 @@ class DirectoryLock:
             holder = _read_holder(fd)
             os.close(fd)
             raise PersistenceDirectoryLockedError(directory, holder) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        try:  # the holder's pid only serves error messages: a full disk must not fail the lock
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
 
     def release(self) -> None:
         if self._fd is not None:

@@ -5,17 +5,21 @@ collected (it is then put in the outbox, in the transaction that stores it) and
 still is when it is sent. Switching to ``LocalPeerOnly`` cancels the request in
 flight and drops the whole queue.
 
-One sender task drains the outbox oldest first, one batch in flight at a time,
-and removes documents only once the Big Peer acknowledged them. While the Big Peer
-is unreachable or failing it retries with exponential backoff and full jitter; the
-queue survives restarts, and the Big Peer's idempotent ingestion makes a batch
-that is sent again after a lost answer harmless. A batch the Big Peer refuses for
-good (400, 403: the documents themselves are wrong) is dropped and counted, so one
-bad document cannot block the queue; a 413 halves the batch; a 401 (wrong token)
-keeps everything queued until the token is fixed.
+One sender task drains the outbox oldest first, one batch in flight at a time, and
+removes documents only once the Big Peer's answer says it stored them: a ``200``
+whose JSON body is ``{"accepted": N, "duplicates": M}`` with ``N + M`` the batch
+size. Anything else (another 2xx, a redirect, which is never followed, a body of
+another shape) keeps the batch queued and is the last error. While the Big Peer is
+unreachable or failing it retries with exponential backoff and full jitter; the
+queue survives restarts, and the Big Peer's idempotent ingestion makes a batch that
+is sent again after a lost answer harmless. A batch the Big Peer refuses for good
+(400, 403: the documents themselves are wrong) is dropped and counted, so one bad
+document cannot block the queue; a 413 halves the batch; a 401 (wrong token) keeps
+everything queued until the token is fixed, and the state says so.
 
 Writes are signed with the peer's Ed25519 key (see `inspector.core.identity`): the
-device token says who may write at all, the signature which documents.
+device token says who may write at all, the signature which documents. aiohttp is
+imported only when a Big Peer is configured.
 """
 
 from __future__ import annotations
@@ -24,24 +28,33 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
+import orjson
 
-from inspector.core.collector import format_timestamp
-from inspector.core.errors import DittoClosedError
+from inspector.core.clock import Clock
+from inspector.core.errors import DittoClosedError, PersistenceError
+from inspector.core.timestamps import format_timestamp
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from inspector.core.identity import Identity
     from inspector.core.store import Store
 
-__all__ = ["ConnectionState", "ReplicationPolicy", "ReplicationStatus", "Replicator"]
+__all__ = [
+    "NOT_CONFIGURED",
+    "ConnectionState",
+    "ReplicationPolicy",
+    "ReplicationStatus",
+    "Replicator",
+    "check_big_peer_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +66,16 @@ TRANSPORT = "WebSocket"
 class ConnectionState(str, Enum):
     NOT_CONFIGURED = "not_configured"
     """No Big Peer URL was given: nothing can leave the device."""
-    CONNECTED = "connected"
-    """The last exchange with the Big Peer succeeded."""
-    OFFLINE = "offline"
-    """The Big Peer is unreachable or failing; queued documents wait."""
     IDLE = "idle"
     """A Big Peer is configured but nothing was exchanged yet."""
+    CONNECTED = "connected"
+    """The Big Peer stored the last batch sent to it."""
+    OFFLINE = "offline"
+    """The Big Peer cannot be reached (refused, unresolvable, timed out); queued documents wait."""
+    FAILING = "failing"
+    """The Big Peer answers, but did not store the last batch (an error, a redirect, a strange answer)."""
+    UNAUTHORIZED = "unauthorized"
+    """The Big Peer refuses this device token (401); queued documents wait for the right one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +90,10 @@ class ReplicationStatus:
     acknowledged: int = 0
     """Documents the Big Peer acknowledged since the peer opened."""
     last_error: str | None = None
+    """The last failure, as a sentence (None once a batch was stored again)."""
     last_acknowledged_at: float | None = None
+    sending: int = 0
+    """Documents in the request in flight (0: nothing is being sent right now)."""
 
 
 NOT_CONFIGURED = ReplicationStatus(ConnectionState.NOT_CONFIGURED)
@@ -107,13 +127,40 @@ def check_big_peer_url(url: str) -> None:
 
 
 class _Refused(Exception):
+    """The Big Peer answered, but did not store the batch; the message is a sentence for people."""
+
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"the Big Peer answered {status}: {message}")
+        super().__init__(message)
         self.status = status
 
 
+def describe_answer(status: int, body: bytes, content_type: str) -> str:
+    """A sentence for an answer that is not an acknowledgement (never the raw body)."""
+    detail = ""
+    if "json" in content_type:
+        with contextlib.suppress(orjson.JSONDecodeError, TypeError, AttributeError):
+            error = orjson.loads(body).get("error", {})
+            code, message = error.get("code"), error.get("message")
+            if isinstance(message, str):
+                detail = f": {message[:200]}" + (f" ({code})" if isinstance(code, str) else "")
+    if status == 401:
+        return "The Big Peer refuses this device token (401); set the right one and restart" + detail + "."
+    if 300 <= status < 400:
+        return (
+            f"The Big Peer answered with a redirect ({status}), which is never followed: "
+            "check the Big Peer URL."
+        )
+    if status == 404:
+        return f"The Big Peer URL answers 404 (not found){detail}: check that it points at a Big Peer."
+    if status >= 500:
+        return f"The Big Peer failed to store the batch ({status}){detail}; it will be sent again."
+    if status == 200:
+        return "The Big Peer answered 200 without saying it stored the batch: check the Big Peer URL."
+    return f"The Big Peer refused the batch ({status}){detail}."
+
+
 class Replicator:
-    """Sends queued documents of one peer to its Big Peer."""
+    """Sends queued documents of one peer to its Big Peer (see the module doc)."""
 
     def __init__(
         self,
@@ -122,15 +169,20 @@ class Replicator:
         identity: Identity,
         store: Store,
         policy: ReplicationPolicy,
-        emit: Callable[[ReplicationStatus], None],
+        clock: Clock,
+        on_status: Callable[[ReplicationStatus], None],
+        on_states: Callable[[Sequence[int], bool], None],
     ) -> None:
+        """``on_status`` hears every status change; ``on_states(seqs, acknowledged)`` every batch done."""
         check_big_peer_url(url)
         self.url = url.rstrip("/")
+        self.policy = policy
         self._token = token
         self._identity = identity
         self._store = store
-        self.policy = policy
-        self._emit = emit
+        self._clock = clock
+        self._on_status = on_status
+        self._on_states = on_states
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -138,22 +190,22 @@ class Replicator:
         self._closed = False
         self._history: deque[dict[str, str]] = deque(maxlen=policy.connection_history)
         self._refresh_task: asyncio.Task[None] | None = None
-        queued, dropped = store.call(store.outbox_state)
+        queued, dropped = store.outbox_state_blocking()
         self.status = ReplicationStatus(ConnectionState.IDLE, queue_length=queued, dropped=dropped)
 
     # --- what the peer calls ---------------------------------------------------------------------
 
-    async def set_scope(self, big_peer_only: bool) -> None:
-        """Follow the sync scope: start sending, or stop at once and drop the queue."""
+    def follow_scope(self, big_peer_only: bool) -> None:
+        """Follow the sync scope: start sending, or stop at once (the request in flight goes with it)."""
         self._enabled = big_peer_only
         if big_peer_only:
             self.start()
             return
         if self._task is not None:
-            self._task.cancel()  # the request in flight, if any, goes with it
+            self._task.cancel()
             self._task = None
-        await self._store.run(self._store.drop_outbox)
-        await self._refresh()
+        self._set(sending=0)
+        self._schedule_refresh()
 
     def start(self) -> None:
         """Start the sender (on the running loop) if the scope allows sending."""
@@ -195,6 +247,8 @@ class Replicator:
     # --- the sender ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        import aiohttp  # only a peer with a Big Peer pays for it
+
         attempt = 0
         batch_size = self.policy.batch_size
         while True:
@@ -202,38 +256,57 @@ class Replicator:
             self._wake.clear()
             while self._enabled:
                 try:
-                    batch = await self._store.run(self._store.outbox_batch, batch_size)
+                    batch = await self._store.outbox_batch(batch_size)
                     if not batch:
-                        await self._refresh()
+                        await self.refresh()
                         break
-                    accepted = await self._send([body for _, body in batch])
+                    self._set(sending=len(batch))
+                    try:
+                        await self._send([body for _, body in batch])
+                    finally:
+                        self._set(sending=0)
                 except _Refused as refused:
                     if refused.status == 413 and batch_size > 1:
                         batch_size = max(1, batch_size // 2)
                         continue
                     if refused.status in (400, 403, 413):
-                        await self._store.run(self._store.drop_outbox, [seq for seq, _ in batch])
-                        self._failed(str(refused), connected=True)
+                        dropped = await self._store.drop_outbox([seq for seq, _ in batch])
+                        self._on_states(dropped, False)
+                        self._failed(ConnectionState.FAILING, str(refused))
                         log.error("the Big Peer refused %d documents for good: %s", len(batch), refused)
                         continue
-                    self._failed(str(refused), connected=True)
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    self._failed(f"cannot reach the Big Peer at {self.url}: {exc or type(exc).__name__}")
+                    state = ConnectionState.UNAUTHORIZED if refused.status == 401 else ConnectionState.FAILING
+                    self._failed(state, str(refused))
+                except TimeoutError:
+                    self._failed(
+                        ConnectionState.OFFLINE,
+                        f"The Big Peer at {self.url} did not answer within "
+                        f"{self.policy.request_timeout:g} s; the batch will be sent again.",
+                    )
+                except (aiohttp.ClientError, OSError) as exc:
+                    if isinstance(exc, PersistenceError):
+                        raise
+                    reason = str(exc) or type(exc).__name__
+                    self._failed(
+                        ConnectionState.OFFLINE, f"Cannot reach the Big Peer at {self.url}: {reason}."
+                    )
                 except DittoClosedError:
                     return
-                except Exception as exc:  # keep the sender alive whatever happens; say what it was
-                    log.exception("replication to %s failed", self.url)
-                    self._failed(f"replication failed: {exc!r}")
                 else:
                     attempt = 0
-                    await self._store.run(self._store.acknowledge, [seq for seq, _ in batch])
-                    self._succeeded(accepted)
+                    seqs = [seq for seq, _ in batch]
+                    await self._store.acknowledge(seqs)
+                    self._on_states(seqs, True)
+                    self._succeeded(len(batch))
                     continue
                 attempt += 1
                 delay = random.uniform(0, min(self.policy.backoff_cap, self.policy.backoff_base * 2**attempt))
-                await asyncio.sleep(delay)  # new documents do not cut the pause short
+                await self._clock.sleep(delay)  # new documents do not cut the pause short
 
-    async def _send(self, documents: list[bytes]) -> int:
+    async def _send(self, documents: list[bytes]) -> None:
+        """POST one batch; return only if the Big Peer's answer says it stored every document."""
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.policy.request_timeout),
@@ -244,51 +317,78 @@ class Replicator:
         headers["Content-Type"] = "application/json"
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
-        async with self._session.post(self.url + INGEST_PATH, data=body, headers=headers) as response:
-            text = await response.text(errors="replace")
-            if response.status >= 300:
-                raise _Refused(response.status, text[:300])
-        return len(documents)
+        async with self._session.post(
+            self.url + INGEST_PATH, data=body, headers=headers, allow_redirects=False
+        ) as response:
+            answer = await response.content.read(64 * 1024)
+            content_type = response.headers.get("Content-Type", "")
+            if response.status == 200 and _acknowledges(answer, len(documents)):
+                return
+            raise _Refused(response.status, describe_answer(response.status, answer, content_type))
 
     # --- status ----------------------------------------------------------------------------------
 
     def _record(self, event: str, error: str | None = None) -> None:
-        entry = {"event": event, "timestamp": format_timestamp(int(time.time() * 1000))}
+        ts_ms = int(self._clock.time() * 1000)
+        entry = {"event": event, "timestamp": format_timestamp(ts_ms)}
         if error:
             entry["error"] = error
         self._history.append(entry)
+        self._store.record_marker_later(ts_ms, event, error or "")
+
+    def _set(self, **changes: Any) -> None:
+        status = replace(self.status, **changes)
+        if status != self.status:
+            self.status = status
+            self._on_status(status)
 
     def _succeeded(self, accepted: int) -> None:
         if self.status.state is not ConnectionState.CONNECTED:
             self._record("connected")
-        self.status = replace(
-            self.status,
+        self._set(
             state=ConnectionState.CONNECTED,
             acknowledged=self.status.acknowledged + accepted,
             last_error=None,
-            last_acknowledged_at=time.time(),
+            last_acknowledged_at=self._clock.time(),
         )
         self._schedule_refresh()
 
-    def _failed(self, message: str, *, connected: bool = False) -> None:
-        state = ConnectionState.CONNECTED if connected else ConnectionState.OFFLINE
-        if self.status.state is ConnectionState.CONNECTED and not connected:
+    def _failed(self, state: ConnectionState, message: str) -> None:
+        if self.status.state is ConnectionState.CONNECTED:
             self._record("disconnected")
-        self._record("error", message)
-        self.status = replace(self.status, state=state, last_error=message)
+        if message != self.status.last_error or state is not self.status.state:
+            self._record("error", message)
+        self._set(state=state, last_error=message)
         self._schedule_refresh()
 
     def _schedule_refresh(self) -> None:
         """Re-read the queue and tell observers, once, soon (many calls coalesce)."""
         if self._refresh_task is None or self._refresh_task.done():
             with contextlib.suppress(RuntimeError):  # no running loop: nobody to tell yet
-                self._refresh_task = asyncio.get_running_loop().create_task(self._refresh())
+                self._refresh_task = asyncio.get_running_loop().create_task(self.refresh())
 
-    async def _refresh(self) -> None:
+    async def refresh(self) -> None:
+        """Read the queue's length and drops again, and tell observers if they moved."""
         try:
-            queued, dropped = await self._store.run(self._store.outbox_state)
-        except Exception:  # closed meanwhile
+            queued, dropped = await self._store.outbox_state()
+        except (DittoClosedError, PersistenceError):
             return
-        status = replace(self.status, queue_length=queued, dropped=dropped)
-        self.status = status
-        self._emit(status)
+        self._set(queue_length=queued, dropped=dropped)
+
+
+def _acknowledges(answer: bytes, size: int) -> bool:
+    """Whether an answer body is ``{"accepted": N, "duplicates": M}`` with ``N + M == size``."""
+    try:
+        payload = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(payload, dict) or set(payload) != {"accepted", "duplicates"}:
+        return False
+    accepted, duplicates = payload["accepted"], payload["duplicates"]
+    return (
+        type(accepted) is int
+        and type(duplicates) is int
+        and accepted >= 0
+        and duplicates >= 0
+        and accepted + duplicates == size
+    )

@@ -10,9 +10,9 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-from inspector.core.store import Store
 from inspector.gui.highlighting import JsonHighlighter, follow_palette
 from inspector.gui.tasks import TaskSet
+from inspector.history.source import HistorySource
 
 __all__ = ["DIFF_CONTEXT_LINES", "DocumentPanel", "document_diff"]
 
@@ -25,48 +25,53 @@ def _pretty(document: dict[str, Any]) -> str:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8")
 
 
-def document_diff(previous: dict[str, Any] | None, document: dict[str, Any], seq: int) -> str:
+def document_diff(previous: dict[str, Any] | None, document: dict[str, Any], index: int) -> str:
     """A unified diff from the previous document to ``document`` (a note when there is none)."""
     if previous is None:
         return "# No previous document is stored: nothing to compare with.\n" + _pretty(document)
     lines = difflib.unified_diff(
         _pretty(previous).splitlines(),
         _pretty(document).splitlines(),
-        fromfile=f"#{seq - 1} {previous.get('last_updated_at', '')}",
-        tofile=f"#{seq} {document.get('last_updated_at', '')}",
+        fromfile=f"#{index - 1} {previous.get('last_updated_at', '')}",
+        tofile=f"#{index} {document.get('last_updated_at', '')}",
         n=DIFF_CONTEXT_LINES,
         lineterm="",
     )
     return "\n".join(lines)
 
 
-def _read(store: Store, seq: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    return store.document_by_seq(seq), store.document_by_seq(seq - 1)
+def _decode(encoded: bytes | None) -> dict[str, Any] | None:
+    if encoded is None:
+        return None
+    document: dict[str, Any] = orjson.loads(encoded)
+    return document
 
 
 class DocumentPanel(QWidget):
-    """``documentView`` with its title, the diff toggle and the copy button."""
+    """``documentView`` with its title, the diff toggle and the copy button, over a history source."""
 
     message = Signal(str)
     """A passing note for the window's status bar."""
 
-    def __init__(self, store: Store, tasks: TaskSet, parent: QWidget | None = None) -> None:
+    def __init__(self, source: HistorySource, tasks: TaskSet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("documentPanel")
-        self._store = store
+        self._source = source
         self._tasks = tasks
-        self._seq: int | None = None  # asked for
-        self._shown_seq: int | None = None  # on screen
+        self._index: int | None = None  # asked for
+        self._shown_index: int | None = None  # on screen
         self._document: dict[str, Any] | None = None
         self._previous: dict[str, Any] | None = None
         self._version = 0
 
         self.title = QLabel("Document", objectName="documentTitle")
-        self.diff_toggle = QPushButton("Diff with previous", objectName="documentDiffToggle")
+        self.diff_toggle = QPushButton("&Diff with previous", objectName="documentDiffToggle")
         self.diff_toggle.setCheckable(True)
         self.diff_toggle.setToolTip("Show what changed since the document collected before this one")
-        self.copy_button = QPushButton("Copy", objectName="documentCopyButton")
+        self.diff_toggle.setAccessibleName("Diff with the previous document")
+        self.copy_button = QPushButton("C&opy", objectName="documentCopyButton")
         self.copy_button.setToolTip("Copy what is shown (the JSON, or the diff) to the clipboard")
+        self.copy_button.setAccessibleName("Copy the document")
         self.view = QPlainTextEdit(objectName="documentView")
         self.view.setReadOnly(True)
         self.view.setTextInteractionFlags(  # read-only, yet scrollable and selectable from the keyboard
@@ -97,48 +102,49 @@ class DocumentPanel(QWidget):
         follow_palette(event, getattr(self, "highlighter", None), self.palette())
 
     @property
-    def seq(self) -> int | None:
-        """The seq of the document shown (None when nothing is selected)."""
-        return self._seq
+    def index(self) -> int | None:
+        """The history index of the document asked for (None when nothing is selected)."""
+        return self._index
 
     @property
-    def shown_seq(self) -> int | None:
-        """The seq of the document on screen (it lags `seq` while a new one is read)."""
-        return self._shown_seq
+    def shown_index(self) -> int | None:
+        """The index of the document on screen (it lags `index` while a new one is read)."""
+        return self._shown_index
 
     @property
     def document(self) -> dict[str, Any] | None:
         return self._document
 
-    def show_seq(self, seq: int | None) -> None:
-        """Show the stored document ``seq`` (read on the store's thread)."""
+    def show_index(self, index: int | None) -> None:
+        """Show document ``index`` of the history (read through the source)."""
         self._version += 1
-        if seq is None:
-            self._seq, self._document, self._previous = None, None, None
+        if index is None:
+            self._index, self._document, self._previous = None, None, None
             self._render()
             return
-        if seq == self._seq and self._document is not None:
+        if index == self._index and self._document is not None:
             return
-        self._seq = seq
-        self.title.setText(f"Document #{seq} — loading…")
-        self._tasks.spawn(self._load(seq, self._version), "document: read")
+        self._index = index
+        self.title.setText(f"Document #{index} — loading…")
+        self._tasks.spawn(self._load(index, self._version), "document: read")
 
-    async def _load(self, seq: int, version: int) -> None:
-        document, previous = await self._store.run(_read, self._store, seq)
+    async def _load(self, index: int, version: int) -> None:
+        document = await self._source.document(index)
+        previous = await self._source.document(index - 1) if index > 1 else None
         if version != self._version:
             return  # another selection replaced this one
-        self._document, self._previous = document, previous
+        self._document, self._previous = _decode(document), _decode(previous)
         self._render()
 
     def _render(self) -> None:
         document = self._document
         enabled = document is not None
-        self._shown_seq = self._seq if enabled else None
+        self._shown_index = self._index if enabled else None
         self.copy_button.setEnabled(enabled)
         self.diff_toggle.setEnabled(enabled)
         if document is None:
             self.title.setText(
-                "Document" if self._seq is None else f"Document #{self._seq} is no longer stored"
+                "Document" if self._index is None else f"Document #{self._index} is no longer stored"
             )
             self.highlighter.set_diff(False)
             self.view.clear()
@@ -146,10 +152,10 @@ class DocumentPanel(QWidget):
         diff = self.diff_toggle.isChecked()
         stamp = document.get("last_updated_at", "")
         self.title.setText(
-            f"Document #{self._seq} · {stamp}" + (" · changes since the previous one" if diff else "")
+            f"Document #{self._index} · {stamp}" + (" · changes since the previous one" if diff else "")
         )
         self.highlighter.set_diff(diff)
-        text = document_diff(self._previous, document, self._seq or 0) if diff else _pretty(document)
+        text = document_diff(self._previous, document, self._index or 0) if diff else _pretty(document)
         self.view.setPlainText(text)
 
     def shown_text(self) -> str:
@@ -161,4 +167,4 @@ class DocumentPanel(QWidget):
             return
         QGuiApplication.clipboard().setText(self.shown_text())
         what = "diff" if self.diff_toggle.isChecked() else "document"
-        self.message.emit(f"Copied the {what} #{self._seq} to the clipboard.")
+        self.message.emit(f"Copied the {what} #{self._index} to the clipboard.")

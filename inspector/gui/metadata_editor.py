@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.errors import DittoClosedError, MetadataValidationError, MetadataValidationReason
+from inspector.core.events import MetadataValue
 from inspector.core.metadata import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES, ValidatedMetadata, validate
 from inspector.core.small_peer_info import SmallPeerInfo
 from inspector.gui.formatting import format_bytes
@@ -342,9 +343,9 @@ class MetadataEditorPanel(QWidget):
 
     # --- the peer -----------------------------------------------------------------------------------
 
-    def on_metadata_changed(self, compact_json: str) -> None:
+    def on_metadata_changed(self, metadata: MetadataValue) -> None:
         """The peer's metadata changed (here or elsewhere): follow it unless there are unsaved edits."""
-        new = compact_json.encode("utf-8")
+        new = metadata.encoded
         if self._debounce.isActive():
             self.validate_now()
         dirty = self._valid is None or self._valid.encoded != self._baseline

@@ -1,33 +1,16 @@
-"""The timeline: one row per collected document, newest on top, read lazily from the store.
+"""The timeline: one row per collected document, newest on top, read lazily from a history source.
 
-`TimelineModel` never holds the history. The store numbers its rows with ``seq``
-without gaps, so row *i* of the newest-first timeline is ``newest - i``: the model
-keeps only the bounds, and reads the rows a view shows in pages of `PAGE_SIZE`
-seqs (on the store's thread), with an LRU cache of pages. A row whose page is not
-loaded yet shows `LOADING`; the page is requested, and ``dataChanged`` repaints the
-rows when it arrives.
-
-Collected documents arrive as events; they are applied in batches (one
-``beginInsertRows`` per batch, flushed by a timer) after re-reading the bounds, which
-also removes the rows retention deleted at the bottom.
-
-The filter searches document content on the store's thread (``store.search``) and
-keeps the matching seqs, newest first, inside the model (a proxy model over a live
-million-row model is far slower). New documents are matched in Python the way the
-store matches them: in their compact JSON, ASCII letters case-insensitively (SQLite's
-``LIKE``).
+`TimelineModel` adapts a Qt-free `inspector.history.timeline.Timeline` (which pages,
+caches and filters) to Qt's item model: it owns no rows, it translates. The
+`TimelinePanel` is the filter box, its status and the view.
 """
 
 from __future__ import annotations
 
-import time
-from bisect import bisect_left, bisect_right
-from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-import orjson
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -38,42 +21,47 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QTableView, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
-from inspector.core.collector import format_timestamp
-from inspector.core.store import Replication, Store, TimelineRow
+from inspector.core.clock import Clock
+from inspector.core.events import Replication
+from inspector.core.timestamps import format_timestamp
 from inspector.gui.formatting import format_bytes, format_local_time, format_relative, format_signed_bytes
 from inspector.gui.tasks import TaskSet
+from inspector.history.source import HistoryRow, HistorySource
+from inspector.history.timeline import FLUSH_DELAY, Timeline
 
 __all__ = [
+    "INDEX_ROLE",
     "LOADING",
-    "PAGE_SIZE",
-    "SEARCH_LIMIT",
-    "SEQ_ROLE",
     "Column",
     "TimelineModel",
+    "TimelinePanel",
     "TimelineView",
     "describe_change",
-    "matches_filter",
 ]
 
-PAGE_SIZE = 128
-"""Seqs read from the store at once (a screen is about 40 rows)."""
-MAX_CACHED_PAGES = 128
-SEARCH_LIMIT = 50_000
-"""Most matches a filter keeps (newest first); the filter status says when it was reached."""
-FLUSH_DELAY_MS = 100
-"""Collected documents arriving within this time are inserted as one batch."""
 DISK_CHANGE_THRESHOLD = 1024 * 1024
 """Smaller changes of the device's free space are noise, not news."""
 STORE_CHANGE_THRESHOLD = 256 * 1024
 """The peer's own directory grows by a WAL page or two per collection: only larger changes are news."""
+FILTER_DELAY_MS = 250
 LOADING = "…"
-SEQ_ROLE = Qt.ItemDataRole.UserRole + 1
-"""The row's seq (available before its page is loaded)."""
+INDEX_ROLE = Qt.ItemDataRole.UserRole + 1
+"""The row's history index (available before its page is loaded)."""
+TIME_ROLE = Qt.ItemDataRole.UserRole + 2
+"""The row's ``last_updated_at`` in ms (None while loading)."""
 
 _Index = QModelIndex | QPersistentModelIndex
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class Column(IntEnum):
@@ -104,174 +92,113 @@ _REPLICATION = {
     Replication.ACKNOWLEDGED: ("sent", "The Big Peer acknowledged it"),
     Replication.DROPPED: ("dropped", "Never sent: the queue overflowed or the scope went back to local"),
 }
+_ROLES = frozenset(
+    {
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        INDEX_ROLE,
+        TIME_ROLE,
+    }
+)
 
 
-def describe_change(row: TimelineRow, previous: TimelineRow | None) -> str:
+def describe_change(row: HistoryRow, previous: HistoryRow | None) -> str:
     """What changed since the previous document: ``metadata``, ``disk free −3 MiB``, ``store +1 MiB``."""
     if previous is None:
         return "first document"
     changes = []
-    if row.metadata_hash != previous.metadata_hash:
+    if row.metadata_key != previous.metadata_key:
         changes.append("metadata")
     if row.device_available is not None and previous.device_available is not None:
-        delta = row.device_available - previous.device_available
+        delta = int(row.device_available - previous.device_available)
         if abs(delta) >= DISK_CHANGE_THRESHOLD:
             changes.append(f"disk free {format_signed_bytes(delta)}")
     if row.ditto_total is not None and previous.ditto_total is not None:
-        delta = row.ditto_total - previous.ditto_total
+        delta = int(row.ditto_total - previous.ditto_total)
         if abs(delta) >= STORE_CHANGE_THRESHOLD:
             changes.append(f"store {format_signed_bytes(delta)}")
     return " · ".join(changes) if changes else "no change"
 
 
-def matches_filter(document: dict[str, Any], needle: str) -> bool:
-    """Whether the store's search would find ``needle`` in this document (see the module doc)."""
-    needle = needle.translate(_ASCII_LOWER)
-    body = {key: value for key, value in document.items() if key != "metadata"}
-    if needle in orjson.dumps(body).decode("utf-8").translate(_ASCII_LOWER):
-        return True
-    return "metadata" in document and needle in orjson.dumps(document["metadata"]).decode("utf-8").translate(
-        _ASCII_LOWER
-    )
-
-
-def _read_pages(store: Store, pages: Iterable[int]) -> dict[int, dict[int, TimelineRow]]:
-    """On the store thread: each page's rows by seq, with the row before the page's first."""
-    out = {}
-    for page in pages:
-        first = page * PAGE_SIZE
-        rows = store.timeline_rows(first - 1, first + PAGE_SIZE - 1)
-        out[page] = {row.seq: row for row in rows}
-    return out
-
-
-def _search(store: Store, needle: str, limit: int) -> tuple[list[int], tuple[int, int]]:
-    """On the store thread: the matches and the bounds they were taken against (one snapshot)."""
-    return store.search(needle, limit), store.bounds()
-
-
-class _Page:
-    __slots__ = ("newest", "rows", "stale")
-
-    def __init__(self, rows: dict[int, TimelineRow], newest: int) -> None:
-        self.rows = rows
-        self.newest = newest  # the history's newest seq when read: seqs above it were not there yet
-        self.stale = False  # shown, but to be read again (replication states moved)
-
-
 class TimelineModel(QAbstractTableModel):
-    """The collected documents of one peer, newest first (see the module doc)."""
+    """The rows of a `Timeline`, for a Qt view (see the module doc)."""
 
     countsChanged = Signal()
     """The number of documents or of matches changed."""
     searchingChanged = Signal(bool)
 
-    def __init__(self, store: Store, tasks: TaskSet, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        source: HistorySource,
+        tasks: TaskSet,
+        clock: Clock,
+        parent: QObject | None = None,
+        *,
+        flush_delay: float = FLUSH_DELAY,
+    ) -> None:
         super().__init__(parent)
-        self._store = store
-        self._tasks = tasks
-        self._oldest = 1
-        self._newest = 0  # empty while newest < oldest
-        self._known = False  # bounds read at least once
-        self._filter = ""
-        self._matches: list[int] | None = None  # seqs, newest first, while a filter is set
-        self._matches_truncated = False
-        self._pending_matches: list[int] = []  # seqs of new documents that match the filter
-        self._search_version = 0
-        self._searching = False
-        self._pages: OrderedDict[int, _Page] = OrderedDict()
-        self._wanted: set[int] = set()
-        self._loading: set[int] = set()
-        self._refresh_running = False
-        self._refresh_again = False
-        self._now = time.time()
-        self.pages_read = 0  # for tests and benchmarks: how much was read from the store
+        self._clock = clock
+        self._now = clock.time()
+        self._replication_column = source.has_replication
+        self.timeline = Timeline(source, tasks.spawn, self, flush_delay=flush_delay)
 
-        self._fetch_timer = QTimer(self)
-        self._fetch_timer.setSingleShot(True)
-        self._fetch_timer.setInterval(0)
-        self._fetch_timer.timeout.connect(self._start_fetch)
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setSingleShot(True)
-        self._flush_timer.setInterval(FLUSH_DELAY_MS)
-        self._flush_timer.timeout.connect(self.refresh)
+    # --- the timeline's listener ---------------------------------------------------------------
 
-    # --- what the window asks -----------------------------------------------------------------------
+    def about_to_insert(self, first: int, last: int) -> None:
+        self.beginInsertRows(QModelIndex(), first, last)
 
-    @property
-    def total_count(self) -> int:
-        """Documents in the stored history."""
-        return max(0, self._newest - self._oldest + 1)
+    def inserted(self) -> None:
+        self.endInsertRows()
 
-    @property
-    def filter_text(self) -> str:
-        return self._filter
+    def about_to_remove(self, first: int, last: int) -> None:
+        self.beginRemoveRows(QModelIndex(), first, last)
 
-    @property
-    def match_count(self) -> int | None:
-        """Matches of the filter (None without a filter)."""
-        return None if self._matches is None else len(self._matches)
+    def removed(self) -> None:
+        self.endRemoveRows()
 
-    @property
-    def matches_truncated(self) -> bool:
-        """Whether the search stopped at `SEARCH_LIMIT` matches."""
-        return self._matches_truncated
+    def about_to_reset(self) -> None:
+        self.beginResetModel()
 
-    @property
-    def searching(self) -> bool:
-        return self._searching
+    def reset(self) -> None:
+        self.endResetModel()
 
-    @property
-    def loaded(self) -> bool:
-        """Whether the bounds were read (the first refresh ended)."""
-        return self._known
+    def changed(self, first: int, last: int) -> None:
+        self.dataChanged.emit(self.index(first, 0), self.index(last, self.columnCount() - 1))
 
-    @property
-    def cached_row_count(self) -> int:
-        return sum(len(page.rows) for page in self._pages.values())
+    def counts_changed(self) -> None:
+        self.countsChanged.emit()
 
-    def seq_at(self, row: int) -> int:
-        """The seq shown on ``row``."""
-        if self._matches is not None:
-            return self._matches[row]
-        return self._newest - row
+    def searching_changed(self, searching: bool) -> None:
+        self.searchingChanged.emit(searching)
 
-    def row_of(self, seq: int) -> int | None:
-        """The row showing ``seq``, or None."""
-        if self._matches is not None:
-            # _matches is in descending order: search its negation.
-            negated_index = bisect_left(_Descending(self._matches), -seq)
-            if negated_index < len(self._matches) and self._matches[negated_index] == seq:
-                return negated_index
-            return None
-        if self._oldest <= seq <= self._newest:
-            return self._newest - seq
-        return None
+    # --- for the window ------------------------------------------------------------------------
 
-    def row_data(self, row: int) -> TimelineRow | None:
-        """The loaded row (None while its page is loading)."""
-        found = self._lookup(self.seq_at(row))
-        return None if found is None else found[0]
-
-    def is_row_loaded(self, row: int) -> bool:
-        return self._lookup(self.seq_at(row), request=False) is not None
+    def start(self) -> None:
+        self.timeline.start()
 
     def shutdown(self) -> None:
-        """Stop the timers (the window is closing); its TaskSet cancels the reads."""
-        self._fetch_timer.stop()
-        self._flush_timer.stop()
+        self.timeline.close()
 
-    # --- Qt's model interface -----------------------------------------------------------------------
+    def refresh_times(self) -> None:
+        """Move "3 min ago" forward: repaint the time column."""
+        self._now = self._clock.time()
+        if self.rowCount():
+            self.dataChanged.emit(
+                self.index(0, Column.TIME),
+                self.index(self.rowCount() - 1, Column.TIME),
+                [Qt.ItemDataRole.DisplayRole],
+            )
+
+    # --- Qt's model interface ------------------------------------------------------------------
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        if parent.isValid():
-            return 0
-        if self._matches is not None:
-            return len(self._matches)
-        return max(0, self._newest - self._oldest + 1)
+        return 0 if parent.isValid() else self.timeline.row_count
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
+        if parent.isValid():
+            return 0
+        return len(Column) if self._replication_column else len(Column) - 1
 
     def flags(self, index: _Index) -> Qt.ItemFlag:
         if not index.isValid():
@@ -281,7 +208,7 @@ class TimelineModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(Column):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < self.columnCount():
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             return _HEADERS[Column(section)]
@@ -293,272 +220,47 @@ class TimelineModel(QAbstractTableModel):
         if not index.isValid() or role not in _ROLES:
             return None
         row = index.row()
-        if not 0 <= row < self.rowCount():
+        if not 0 <= row < self.rowCount() or not 0 <= index.column() < self.columnCount():
             return None
         column = Column(index.column())
-        seq = self.seq_at(row)
-        if role == SEQ_ROLE:
-            return seq
+        if role == INDEX_ROLE:
+            return self.timeline.index_at(row)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             if column == Column.SIZE:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        found = self._lookup(seq)
+        found = self.timeline.row(row)
         if found is None:
             if role == Qt.ItemDataRole.DisplayRole:
                 return LOADING if column == Column.TIME else ""
             return None
         item, previous = found
+        if role == TIME_ROLE:
+            return item.ts_ms
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(column, item, previous)
         return self._tooltip(column, item)
 
-    def _display(self, column: Column, item: TimelineRow, previous: TimelineRow | None) -> str:
+    def _display(self, column: Column, item: HistoryRow, previous: HistoryRow | None) -> str:
         if column == Column.TIME:
             moment = item.ts_ms / 1000
             return f"{format_local_time(moment)} · {format_relative(moment, self._now)}"
         if column == Column.SIZE:
             return format_bytes(item.size)
         if column == Column.CHANGE:
-            if previous is None and item.seq > 1:
+            if previous is None and self.timeline.is_previous_gone(item):
                 return "—"  # the previous document is no longer kept
             return describe_change(item, previous)
-        return _REPLICATION[item.replication][0]
+        return _REPLICATION[item.replication][0] if item.replication is not None else ""
 
-    def _tooltip(self, column: Column, item: TimelineRow) -> str:
+    def _tooltip(self, column: Column, item: HistoryRow) -> str:
         if column == Column.TIME:
-            return f"Document #{item.seq}, last_updated_at {format_timestamp(item.ts_ms)}"
+            return f"Document #{item.index}, last_updated_at {format_timestamp(item.ts_ms)}"
         if column == Column.SIZE:
             return f"{item.size:,} bytes"
-        if column == Column.REPLICATION:
+        if column == Column.REPLICATION and item.replication is not None:
             return _REPLICATION[item.replication][1]
         return ""
-
-    # --- pages --------------------------------------------------------------------------------------
-
-    def _lookup(self, seq: int, request: bool = True) -> tuple[TimelineRow, TimelineRow | None] | None:
-        number = seq // PAGE_SIZE
-        page = self._pages.get(number)
-        if page is None or seq not in page.rows:
-            if page is not None and seq <= page.newest:
-                return None  # deleted by retention: the next refresh removes the row
-            if request:
-                self._request(number)
-            return None
-        self._pages.move_to_end(number)
-        if page.stale and request:
-            self._request(number)
-        return page.rows[seq], page.rows.get(seq - 1)  # a page is read with the row before it
-
-    def _request(self, page: int) -> None:
-        if page in self._loading or page in self._wanted:
-            return
-        self._wanted.add(page)
-        if not self._fetch_timer.isActive():
-            self._fetch_timer.start()
-
-    def _start_fetch(self) -> None:
-        pages = sorted(self._wanted - self._loading)
-        self._wanted.clear()
-        if pages:
-            self._loading.update(pages)
-            self._tasks.spawn(self._fetch(pages), "timeline: read rows")
-
-    async def _fetch(self, pages: list[int]) -> None:
-        try:
-            newest_before = self._newest
-            result = await self._store.run(_read_pages, self._store, pages)
-        finally:
-            self._loading.difference_update(pages)
-        self.pages_read += len(result)
-        for number, rows in result.items():
-            self._pages[number] = _Page(rows, max(newest_before, max(rows, default=0)))
-            self._pages.move_to_end(number)
-        while len(self._pages) > MAX_CACHED_PAGES:
-            self._pages.popitem(last=False)
-        self._emit_pages_changed(pages)
-
-    def _rows_of_seqs(self, low: int, high: int) -> tuple[int, int] | None:
-        """The (top, bottom) rows showing seqs ``low..high``, or None."""
-        if self._matches is None:
-            low, high = max(low, self._oldest), min(high, self._newest)
-            return (self._newest - high, self._newest - low) if low <= high else None
-        negated = _Descending(self._matches)
-        top, bottom = bisect_left(negated, -high), bisect_right(negated, -low) - 1
-        return (top, bottom) if top <= bottom else None
-
-    def _emit_pages_changed(self, pages: list[int]) -> None:
-        spans = [self._rows_of_seqs(number * PAGE_SIZE, (number + 1) * PAGE_SIZE - 1) for number in pages]
-        rows = [row for span in spans if span is not None for row in span]
-        if rows:
-            self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), len(Column) - 1))
-
-    def mark_replication_changed(self) -> None:
-        """Replication states of stored documents moved: read the shown pages again."""
-        for page in self._pages.values():
-            page.stale = True
-        if self.rowCount():
-            self.dataChanged.emit(
-                self.index(0, Column.REPLICATION), self.index(self.rowCount() - 1, Column.REPLICATION)
-            )
-
-    def refresh_times(self, now: float | None = None) -> None:
-        """Move "3 min ago" forward: repaint the time column."""
-        self._now = time.time() if now is None else now
-        if self.rowCount():
-            self.dataChanged.emit(
-                self.index(0, Column.TIME),
-                self.index(self.rowCount() - 1, Column.TIME),
-                [Qt.ItemDataRole.DisplayRole],
-            )
-
-    # --- new documents and retention ----------------------------------------------------------------
-
-    def on_document_collected(self, seq: int, document: dict[str, Any]) -> None:
-        """A document was stored: insert it with the next batch."""
-        if self._filter and matches_filter(document, self._filter):
-            self._pending_matches.append(seq)
-        if not self._flush_timer.isActive():
-            self._flush_timer.start()
-
-    def refresh(self) -> None:
-        """Re-read the bounds: insert new rows at the top, drop the ones retention deleted."""
-        if self._refresh_running:
-            self._refresh_again = True
-            return
-        self._refresh_running = True
-        self._tasks.spawn(self._refresh(), "timeline: refresh")
-
-    async def _refresh(self) -> None:
-        try:
-            while True:
-                self._refresh_again = False
-                oldest, newest = await self._store.run(self._store.bounds)
-                self._apply_bounds(oldest, newest)
-                if not self._refresh_again:
-                    break
-        finally:
-            self._refresh_running = False
-
-    def _apply_bounds(self, oldest: int, newest: int) -> None:
-        if newest == 0:  # empty history
-            oldest, newest = 1, 0
-        first_time = not self._known
-        self._known = True
-        if first_time or newest < self._newest:
-            # First read, or a history that went backwards (never in practice): start over.
-            self.beginResetModel()
-            self._oldest, self._newest = oldest, newest
-            self._pages.clear()
-            self.endResetModel()
-            self.countsChanged.emit()
-            return
-        changed = False
-        if newest > self._newest:
-            changed = True
-            if self._matches is None:
-                empty = self._newest < self._oldest
-                self.beginInsertRows(QModelIndex(), 0, newest - (oldest if empty else self._newest + 1))
-                self._newest = newest
-                if empty:
-                    self._oldest = oldest
-                self.endInsertRows()
-            else:
-                new = sorted((s for s in self._pending_matches if self._newest < s <= newest), reverse=True)
-                self._pending_matches = [s for s in self._pending_matches if s > newest]
-                self._newest = newest
-                if new:
-                    self.beginInsertRows(QModelIndex(), 0, len(new) - 1)
-                    self._matches[:0] = new
-                    self.endInsertRows()
-        if oldest > self._oldest:
-            changed = True
-            if self._matches is None:
-                gone = min(oldest, self._newest + 1) - self._oldest
-                count = self.rowCount()
-                self.beginRemoveRows(QModelIndex(), count - gone, count - 1)
-                self._oldest = oldest
-                self.endRemoveRows()
-            else:
-                self._oldest = oldest
-                keep = bisect_left(_Descending(self._matches), -oldest + 1)
-                if keep < len(self._matches):
-                    self.beginRemoveRows(QModelIndex(), keep, len(self._matches) - 1)
-                    del self._matches[keep:]
-                    self.endRemoveRows()
-            for number in [n for n in self._pages if (n + 1) * PAGE_SIZE <= oldest - 1]:
-                del self._pages[number]
-        if changed:
-            self.countsChanged.emit()
-
-    # --- the filter ---------------------------------------------------------------------------------
-
-    def set_filter(self, text: str) -> None:
-        """Show only documents whose JSON contains ``text`` (ASCII case-insensitively); "" shows all."""
-        text = text.strip()
-        if text == self._filter:
-            return
-        self._filter = text
-        self._search_version += 1
-        self._pending_matches.clear()
-        if not text:
-            self._set_searching(False)
-            if self._matches is not None:
-                self.beginResetModel()
-                self._matches = None
-                self._matches_truncated = False
-                self.endResetModel()
-                self.countsChanged.emit()
-            return
-        self._set_searching(True)
-        self._tasks.spawn(self._search(text, self._search_version), "timeline: search")
-
-    async def _search(self, needle: str, version: int) -> None:
-        try:
-            seqs, (oldest, newest) = await self._store.run(_search, self._store, needle, SEARCH_LIMIT)
-        finally:
-            if version == self._search_version:
-                self._set_searching(False)
-        if version != self._search_version:
-            return  # a newer filter replaced this one
-        # The matches and bounds are one snapshot; documents stored since are pending and
-        # matched, and the next refresh inserts them.
-        moved_on = newest < self._newest
-        self.beginResetModel()
-        self._oldest, self._newest = (oldest, newest) if newest else (1, 0)
-        self._known = True
-        self._pending_matches = [s for s in self._pending_matches if s > newest]
-        self._matches = seqs
-        self._matches_truncated = len(seqs) >= SEARCH_LIMIT
-        self.endResetModel()
-        self.countsChanged.emit()
-        if moved_on or self._pending_matches:
-            self.refresh()
-
-    def _set_searching(self, searching: bool) -> None:
-        if searching != self._searching:
-            self._searching = searching
-            self.searchingChanged.emit(searching)
-
-
-_ROLES = frozenset(
-    {Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.TextAlignmentRole, SEQ_ROLE}
-)
-
-
-class _Descending:
-    """A read-only view of a descending list as its negation, ascending, for `bisect`."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: list[int]) -> None:
-        self._items = items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __getitem__(self, index: int) -> int:
-        return -self._items[index]
 
 
 class TimelineView(QTableView):
@@ -585,3 +287,158 @@ class TimelineView(QTableView):
             area = self.viewport().rect().adjusted(24, 24, -24, -24)
             painter.drawText(area, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
             painter.end()
+
+
+class TimelinePanel(QWidget):
+    """``timelineFilter``, its status, and ``timelineView`` over a history source.
+
+    ``currentIndexChanged(index)`` says which history index the user selected.
+    ``empty_text`` says what an empty, unfiltered timeline should tell the user.
+    """
+
+    currentIndexChanged = Signal(int)
+
+    def __init__(
+        self,
+        source: HistorySource,
+        tasks: TaskSet,
+        clock: Clock,
+        empty_text: Callable[[], str],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("timelinePanel")
+        self._empty_text = empty_text
+        self._selected: int | None = None
+        self.model = TimelineModel(source, tasks, clock, self)
+        self.model.countsChanged.connect(self.update_status)
+        self.model.searchingChanged.connect(lambda _searching: self.update_status())
+
+        title = QLabel("&Timeline")
+        title.setObjectName("panelTitle")
+        self.filter_edit = QLineEdit(objectName="timelineFilter")
+        self.filter_edit.setPlaceholderText("Filter: text anywhere in a document's JSON (Ctrl+F)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setAccessibleName("Timeline filter")
+        self.filter_edit.setAccessibleDescription(
+            "Shows only the documents whose JSON contains this text, metadata included"
+        )
+        self.filter_status = QLabel(objectName="timelineFilterStatus")
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(FILTER_DELAY_MS)
+        self._filter_timer.timeout.connect(self.apply_filter)
+        self.filter_edit.textChanged.connect(lambda _text: self._filter_timer.start())
+        self.filter_edit.returnPressed.connect(self.apply_filter)
+
+        view = self.view = TimelineView(objectName="timelineView")
+        title.setBuddy(view)
+        view.setAccessibleName("Timeline of collected documents")
+        view.setModel(self.model)
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        view.setWordWrap(False)
+        view.setShowGrid(False)
+        view.setAlternatingRowColors(True)
+        view.setCornerButtonEnabled(False)
+        view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        metrics = view.fontMetrics()
+        rows = view.verticalHeader()
+        rows.hide()
+        # Uniform row heights: a million rows cost nothing to lay out.
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(metrics.height() + 8)
+        header = view.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # never ResizeToContents
+        header.setStretchLastSection(True)
+        widths = {
+            Column.TIME: "2026-11-26 05:38:12 · 59 min ago",
+            Column.SIZE: "999.9 KiB",
+            Column.CHANGE: "metadata · disk free −999.9 MiB",
+        }
+        for column, sample in widths.items():
+            header.resizeSection(column, metrics.horizontalAdvance(sample) + 28)
+        view.selectionModel().currentRowChanged.connect(self._on_current_row)
+        # After setModel: the selection model clears itself on reset first, then we reselect.
+        self.model.modelReset.connect(self._restore_selection)
+
+        top = QHBoxLayout()
+        top.addWidget(title)
+        top.addWidget(self.filter_edit, 1)
+        top.addWidget(self.filter_status)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(top)
+        column.addWidget(view, 1)
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.model.timeline
+
+    def start(self) -> None:
+        self.model.start()
+        self.update_status()
+
+    def shutdown(self) -> None:
+        self._filter_timer.stop()
+        self.model.shutdown()
+
+    def apply_filter(self) -> None:
+        self._filter_timer.stop()
+        self.timeline.set_filter(self.filter_edit.text())
+        self.update_status()
+
+    def focus_filter(self) -> None:
+        self.filter_edit.setFocus()
+        self.filter_edit.selectAll()
+
+    def select_index(self, index: int) -> bool:
+        """Select the row of history ``index`` (scrolling to it); False if no row shows it."""
+        row = self.timeline.row_of(index)
+        if row is None:
+            return False
+        model_index = self.model.index(row, 0)
+        selection = self.view.selectionModel()
+        selection.setCurrentIndex(
+            model_index,
+            selection.SelectionFlag.ClearAndSelect | selection.SelectionFlag.Rows,
+        )
+        self.view.scrollTo(model_index)
+        return True
+
+    @property
+    def selected_index(self) -> int | None:
+        return self._selected
+
+    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():  # a reset clears the selection: keep what was selected
+            self._selected = current.data(INDEX_ROLE)
+            if self._selected is not None:
+                self.currentIndexChanged.emit(self._selected)
+
+    def _restore_selection(self) -> None:
+        if self._selected is not None:
+            self.select_index(self._selected)
+
+    def update_status(self) -> None:
+        timeline = self.timeline
+        if timeline.searching:
+            self.filter_status.setText("Searching…")
+        elif timeline.match_count is None:
+            self.filter_status.setText("")
+        elif timeline.matches_truncated:
+            self.filter_status.setText(f"first {timeline.match_count:,} matches")
+        else:
+            count = timeline.match_count
+            self.filter_status.setText(f"{count:,} match" + ("es" if count != 1 else ""))
+        if not timeline.loaded:
+            text = "Reading the history…"
+        elif timeline.searching:
+            text = "Searching the documents…"
+        elif timeline.match_count is not None:
+            text = f"No document contains “{timeline.filter_text}”."
+        else:
+            text = self._empty_text()
+        self.view.set_placeholder_text(text)

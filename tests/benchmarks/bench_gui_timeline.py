@@ -34,7 +34,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from inspector import Ditto, HistoryRetention
-from inspector.core.collector import format_timestamp
+from inspector.core.timestamps import format_timestamp
 from inspector.gui import MainWindow
 from inspector.gui.app import configure_application
 from inspector.gui.timeline import Column

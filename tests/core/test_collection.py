@@ -10,8 +10,8 @@ import pytest
 from waiting import Collected, wait_for
 
 from inspector import Ditto, DocumentCollected, HistoryRetention, __version__
-from inspector.core.collector import parse_timestamp
 from inspector.core.store import SMALL_PEER_INFO_COLLECTION
+from inspector.core.timestamps import parse_timestamp
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
 
@@ -184,11 +184,11 @@ async def test_unchanged_large_metadata_is_stored_once(peer_dir):
         sp.metadata = metadata
         sp.is_enabled = True
         await sp.collect_now()
-        await peer.store.run(peer.store.checkpoint)
+        await peer.store.checkpoint()
         before = peer.store.database_bytes()
         for _ in range(200):
             await sp.collect_now()
-        await peer.store.run(peer.store.checkpoint)
+        await peer.store.checkpoint()
         growth = peer.store.database_bytes() - before
         assert growth / 200 < 2048, f"{growth / 200:.0f} bytes per document"
         assert (await sp.history(limit=1))[0]["metadata"] == metadata

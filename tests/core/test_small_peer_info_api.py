@@ -10,11 +10,12 @@ import pytest
 from inspector import (
     Ditto,
     DittoClosedError,
+    MetadataChanged,
     MetadataValidationError,
     MetadataValidationReason,
-    SettingChanged,
     SmallPeerInfo,
     SmallPeerInfoSyncScope,
+    SyncScopeChanged,
 )
 
 
@@ -269,10 +270,10 @@ async def test_observers_hear_setting_changes(ditto):
     await sp.set_sync_scope("BigPeerOnly")
     subscription.cancel()
     sp.metadata = {"a": 2}
-    assert events == [
-        SettingChanged("metadata", '{"a":1}'),
-        SettingChanged("sync_scope", SmallPeerInfoSyncScope.BIG_PEER_ONLY),
-    ]
+    assert len(events) == 2
+    assert isinstance(events[0], MetadataChanged)
+    assert events[0].metadata.text == '{"a":1}'
+    assert events[1] == SyncScopeChanged(SmallPeerInfoSyncScope.BIG_PEER_ONLY)
 
 
 async def test_a_failing_observer_does_not_break_the_setter(ditto, caplog):

@@ -156,12 +156,14 @@ def make_window(qtbot, run, settings_path, ditto):
     """``make_window(peer=ditto)``: a shown `MainWindow`, its first reads done; closed after the test."""
     windows = []
 
-    def make(peer=None):
-        window = MainWindow(peer or ditto, QSettings(str(settings_path), QSettings.Format.IniFormat))
+    def make(peer=None, **options):
+        window = MainWindow(
+            peer or ditto, QSettings(str(settings_path), QSettings.Format.IniFormat), **options
+        )
         windows.append(window)
         window.show()
         qtbot.waitExposed(window)
-        qtbot.waitUntil(lambda: window.timeline_model.loaded and window.scope_combo.isEnabled())
+        qtbot.waitUntil(lambda: window.timeline_panel.timeline.loaded and window.scope_combo.isEnabled())
         return window
 
     yield make

@@ -4,7 +4,9 @@ import time
 
 import orjson
 
-from inspector.core.collector import format_timestamp
+from inspector.core.events import MetadataValue
+from inspector.core.store import CollectedDocument, numeric_leaves
+from inspector.core.timestamps import format_timestamp
 
 
 def document_body(ditto, ts_ms, *, available=50 * 2**30, ditto_total=2**20):
@@ -29,15 +31,18 @@ def document_body(ditto, ts_ms, *, available=50 * 2**30, ditto_total=2**20):
     )
 
 
+def collected(ditto, ts_ms, body, metadata=b"{}"):
+    """A document as the collector hands it to the store."""
+    return CollectedDocument(
+        ditto.peer_key, ts_ms, body, MetadataValue(metadata), numeric_leaves(orjson.loads(body)), queue=False
+    )
+
+
 def store_documents(ditto, run, count, *, metadata=b"{}", step_ms=1000):
     """Store ``count`` documents, one ``step_ms`` apart and ending now; returns their seqs."""
-
-    def insert(store):
-        first = int(time.time() * 1000) - count * step_ms
-        first = max(first, store.last_ts() + 1)
-        return [
-            store.insert_collected(ditto.peer_key, ts, document_body(ditto, ts), metadata, False)
-            for ts in range(first, first + count * step_ms, step_ms)
-        ]
-
-    return run(ditto.store.run(insert, ditto.store), timeout=60_000)
+    first = int(time.time() * 1000) - count * step_ms
+    documents = [
+        collected(ditto, ts, document_body(ditto, ts), metadata)
+        for ts in range(first, first + count * step_ms, step_ms)
+    ]
+    return run(ditto.store.import_documents(documents), timeout=60_000)

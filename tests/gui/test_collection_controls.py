@@ -13,7 +13,7 @@ def test_toggle_starts_off_for_a_new_peer(window):
     assert toggle.isCheckable()
     assert not toggle.isChecked()
     assert toggle.text() == "Collection off"
-    assert window.schedule_label.text() == "Nothing collected yet · collection is off"
+    assert window.collection_controls.schedule_label.text() == "Nothing collected yet · collection is off"
 
 
 def test_turning_collection_on_collects_a_document_at_once(window, ditto, qtbot):
@@ -22,8 +22,8 @@ def test_turning_collection_on_collects_a_document_at_once(window, ditto, qtbot)
     assert ditto.small_peer_info.is_enabled
     assert window.collection_toggle.text() == "Collection on"
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
-    qtbot.waitUntil(lambda: "next in" in window.schedule_label.text())
-    text = window.schedule_label.text()
+    qtbot.waitUntil(lambda: "next in" in window.collection_controls.schedule_label.text())
+    text = window.collection_controls.schedule_label.text()
     assert re.fullmatch(r"Last collected (just now|1 s ago) · next in (1:00:00|59:5\d)", text), text
 
 
@@ -35,14 +35,14 @@ def test_turning_collection_off_stops_it(window, ditto, qtbot):
 
     assert not ditto.small_peer_info.is_enabled
     assert window.collection_toggle.text() == "Collection off"
-    assert window.schedule_label.text().endswith("· collection is off")
-    assert not window.collect_now_button.isEnabled()
+    assert window.collection_controls.schedule_label.text().endswith("· collection is off")
+    assert not window.collection_controls.collect_now_button.isEnabled()
 
 
 def test_toggle_follows_the_peer_when_changed_elsewhere(window, ditto):
     ditto.small_peer_info.is_enabled = True
     assert window.collection_toggle.isChecked()
-    assert window.collection_action.isChecked()
+    assert window.collection_controls.toggle_action.isChecked()
 
     ditto.small_peer_info.is_enabled = False
     assert not window.collection_toggle.isChecked()
@@ -61,46 +61,47 @@ def test_toggle_shows_a_reopened_peers_setting(make_ditto, make_window, tmp_path
 
 def test_interval_is_shown_beside_the_toggle(make_ditto, make_window, tmp_path):
     window = make_window(make_ditto(tmp_path / "p", small_peer_info_interval=300.0))
-    assert window.interval_label.text() == "every 5 min"
+    assert window.collection_controls.interval_label.text() == "every 5 min"
 
 
 def test_collect_now_is_only_offered_while_collection_is_on(window, ditto):
-    assert window.collect_now_button.text() == "Collect now"
-    assert not window.collect_now_button.isEnabled()
-    assert not window.collect_now_action.isEnabled()
+    assert window.collection_controls.collect_now_button.text().replace("&", "") == "Collect now"
+    assert not window.collection_controls.collect_now_button.isEnabled()
+    assert not window.collection_controls.collect_now_action.isEnabled()
 
     ditto.small_peer_info.is_enabled = True
 
-    assert window.collect_now_button.isEnabled()
+    assert window.collection_controls.collect_now_button.isEnabled()
 
 
 def test_collect_now_adds_a_document(window, ditto, qtbot):
     ditto.small_peer_info.is_enabled = True
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
 
-    qtbot.mouseClick(window.collect_now_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.collection_controls.collect_now_button, Qt.MouseButton.LeftButton)
 
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 2)
-    qtbot.waitUntil(lambda: window.collect_now_button.isEnabled())
+    qtbot.waitUntil(lambda: window.collection_controls.collect_now_button.isEnabled())
     assert window.statusBar().currentMessage().startswith("Collected a document at ")
 
 
 def test_countdown_shows_the_time_to_the_next_collection(window, ditto, qtbot):
     ditto.small_peer_info.is_enabled = True
     qtbot.waitUntil(lambda: ditto.small_peer_info.next_collection_at is not None)
-    window._tick()
+    window.collection_controls.update_schedule()
 
     match = re.fullmatch(
-        r"Last collected (just now|\d s ago) · next in (\d+:\d\d:\d\d)", window.schedule_label.text()
+        r"Last collected (just now|\d s ago) · next in (\d+:\d\d:\d\d)",
+        window.collection_controls.schedule_label.text(),
     )
-    assert match, window.schedule_label.text()
+    assert match, window.collection_controls.schedule_label.text()
     # An hour's interval: the countdown starts just under 1:00:00.
     assert match.group(2) in {format_countdown(3600 - s) for s in range(0, 5)}
 
 
 def test_countdown_moves_every_second(window, ditto, qtbot):
     ditto.small_peer_info.is_enabled = True
-    qtbot.waitUntil(lambda: "next in" in window.schedule_label.text())
-    before = window.schedule_label.text()
+    qtbot.waitUntil(lambda: "next in" in window.collection_controls.schedule_label.text())
+    before = window.collection_controls.schedule_label.text()
 
-    qtbot.waitUntil(lambda: window.schedule_label.text() != before, timeout=3000)
+    qtbot.waitUntil(lambda: window.collection_controls.schedule_label.text() != before, timeout=3000)

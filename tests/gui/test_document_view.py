@@ -19,8 +19,8 @@ def collected(window, ditto, qtbot, run, *metadata):
 
 def select(window, qtbot, row):
     window.timeline_view.selectRow(row)
-    seq = window.timeline_model.seq_at(row)
-    qtbot.waitUntil(lambda: window.document_panel.shown_seq == seq)
+    seq = window.timeline_panel.timeline.index_at(row)
+    qtbot.waitUntil(lambda: window.document_panel.shown_index == seq)
 
 
 def test_says_what_to_do_before_a_selection(window):

@@ -47,8 +47,11 @@ def test_documents_wait_in_the_queue_while_the_big_peer_is_unreachable(
 
     enable_big_peer_scope(window, peer, qtbot, run)
 
-    qtbot.waitUntil(lambda: window.replication_label.text() == "Big Peer: offline · 1 queued")
-    assert "Last error: cannot reach the Big Peer" in window.replication_label.toolTip()
+    qtbot.waitUntil(lambda: window.status_bar.replication_label.text() == "Big Peer: offline · 1 queued")
+    assert (
+        "Last error: Cannot reach the Big Peer at http://127.0.0.1:9"
+        in window.status_bar.replication_label.toolTip()
+    )
     qtbot.waitUntil(lambda: replication_cells(window) == ["queued"])
 
 
@@ -59,8 +62,8 @@ def test_documents_collected_under_the_local_scope_stay_local(make_ditto, make_w
     peer.small_peer_info.is_enabled = True
 
     qtbot.waitUntil(lambda: replication_cells(window) == ["local only"])
-    assert window.replication_label.text().startswith("Big Peer: ")
-    assert "queued" not in window.replication_label.text()
+    assert window.status_bar.replication_label.text().startswith("Big Peer: ")
+    assert "queued" not in window.status_bar.replication_label.text()
 
 
 def test_switching_to_the_local_scope_drops_the_queue(make_ditto, make_window, tmp_path, qtbot, run):
@@ -72,7 +75,7 @@ def test_switching_to_the_local_scope_drops_the_queue(make_ditto, make_window, t
     run(peer.small_peer_info.set_sync_scope("LocalPeerOnly"))
 
     qtbot.waitUntil(lambda: replication_cells(window) == ["dropped"])
-    assert "queued" not in window.replication_label.text()
+    assert "queued" not in window.status_bar.replication_label.text()
 
 
 def test_acknowledged_documents_show_as_sent(make_ditto, make_window, tmp_path, qtbot, run, big_peer):
@@ -82,6 +85,9 @@ def test_acknowledged_documents_show_as_sent(make_ditto, make_window, tmp_path, 
     enable_big_peer_scope(window, peer, qtbot, run)
 
     qtbot.waitUntil(lambda: replication_cells(window) == ["sent"])
-    qtbot.waitUntil(lambda: window.replication_label.text() == "Big Peer: connected")
+    qtbot.waitUntil(lambda: window.status_bar.replication_label.text() == "Big Peer: connected")
     assert stored_on_big_peer(big_peer, peer.peer_key)[0]["_id"] == peer.peer_key
-    assert "1 document acknowledged since the peer opened" in window.replication_label.toolTip().splitlines()
+    assert (
+        "1 document acknowledged since the peer opened"
+        in window.status_bar.replication_label.toolTip().splitlines()
+    )

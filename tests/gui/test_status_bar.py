@@ -6,7 +6,7 @@ from stored_history import store_documents
 
 
 def test_shows_the_peer_key_as_selectable_text(window, ditto):
-    label = window.peer_key_label
+    label = window.status_bar.peer_key_label
     assert label.text() == ditto.peer_key
     assert label.isVisible()
     assert label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
@@ -15,14 +15,14 @@ def test_shows_the_peer_key_as_selectable_text(window, ditto):
 def test_copy_button_puts_the_peer_key_on_the_clipboard(window, ditto, qtbot):
     QGuiApplication.clipboard().clear()
 
-    qtbot.mouseClick(window.copy_peer_key_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.status_bar.copy_peer_key_button, Qt.MouseButton.LeftButton)
 
     assert QGuiApplication.clipboard().text() == ditto.peer_key
     assert window.statusBar().currentMessage() == "Copied the peer key to the clipboard."
 
 
 def test_shows_the_device_name(window):
-    assert window.device_name_label.text() == "Device: test-device"
+    assert window.status_bar.device_name_label.text() == "Device: test-device"
 
 
 def test_shows_the_device_name_and_peer_in_the_title(window):
@@ -34,16 +34,16 @@ def test_counts_the_stored_documents(ditto, run, make_window, qtbot):
 
     window = make_window()
 
-    assert window.document_count_label.text() == "1,234 documents"
+    assert window.status_bar.document_count_label.text() == "1,234 documents"
 
 
 def test_count_grows_as_documents_are_collected(window, ditto, qtbot, run):
     ditto.small_peer_info.is_enabled = True
-    qtbot.waitUntil(lambda: window.document_count_label.text() == "1 document")
+    qtbot.waitUntil(lambda: window.status_bar.document_count_label.text() == "1 document")
     run(ditto.small_peer_info.collect_now())
-    qtbot.waitUntil(lambda: window.document_count_label.text() == "2 documents")
+    qtbot.waitUntil(lambda: window.status_bar.document_count_label.text() == "2 documents")
 
 
 def test_shows_the_replication_state(window):
-    assert window.replication_label.text() == "Big Peer: not configured"
-    assert "nothing leaves this device" in window.replication_label.toolTip()
+    assert window.status_bar.replication_label.text() == "Big Peer: not configured"
+    assert "nothing leaves this device" in window.status_bar.replication_label.toolTip()

@@ -50,13 +50,13 @@ def test_choosing_a_scope_sets_it_on_the_peer(window, ditto, run, qtbot):
 
 def test_combo_is_disabled_while_the_change_is_in_flight(window, ditto, run, qtbot, monkeypatch):
     release = threading.Event()
-    save_setting = Store.save_setting
+    save = Store._save_sync_scope
 
-    def slow_save(store, key, value):
+    def slow_save(store, value, drop_queue):
         release.wait(10)  # the store thread holds the write until the test lets it go
-        return save_setting(store, key, value)
+        return save(store, value, drop_queue)
 
-    monkeypatch.setattr(Store, "save_setting", slow_save)
+    monkeypatch.setattr(Store, "_save_sync_scope", slow_save)
     choose(qtbot, window.scope_combo, "Big Peer only")
 
     assert not window.scope_combo.isEnabled()
@@ -66,34 +66,38 @@ def test_combo_is_disabled_while_the_change_is_in_flight(window, ditto, run, qtb
 
 
 def test_a_failed_change_reverts_the_combo_and_says_why(window, ditto, run, qtbot, monkeypatch):
-    def failing_save(store, key, value):
+    def failing_save(store, value, drop_queue):
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(Store, "save_setting", failing_save)
+    monkeypatch.setattr(Store, "_save_sync_scope", failing_save)
     choose(qtbot, window.scope_combo, "Big Peer only")
 
     qtbot.waitUntil(window.scope_combo.isEnabled)
     assert window.scope_combo.currentText() == "Local peer only"
-    assert window.scope_message.isVisible()
-    assert window.scope_message.text().startswith("Could not change the sync scope: The peer's database ")
-    assert "cannot be read or written: disk I/O error. Check the disk" in window.scope_message.text()
+    assert window.scope_control.error_label.isVisible()
+    assert window.scope_control.error_label.text().startswith(
+        "Could not change the sync scope: The peer's database "
+    )
+    assert (
+        "cannot be read or written: disk I/O error. Check the disk" in window.scope_control.error_label.text()
+    )
     assert run(ditto.small_peer_info.get_sync_scope()) is SmallPeerInfoSyncScope.LOCAL_PEER_ONLY
 
 
 def test_the_failure_message_goes_away_after_a_successful_change(window, qtbot, monkeypatch):
-    def failing_save(store, key, value):
+    def failing_save(store, value, drop_queue):
         raise sqlite3.OperationalError("database is locked")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Store, "save_setting", failing_save)
+        patch.setattr(Store, "_save_sync_scope", failing_save)
         choose(qtbot, window.scope_combo, "Big Peer only")
-        qtbot.waitUntil(window.scope_message.isVisible)
+        qtbot.waitUntil(window.scope_control.error_label.isVisible)
 
     choose(qtbot, window.scope_combo, "Big Peer only")
     qtbot.waitUntil(
         lambda: window.scope_combo.currentText() == "Big Peer only" and window.scope_combo.isEnabled()
     )
-    assert not window.scope_message.isVisible()
+    assert not window.scope_control.error_label.isVisible()
 
 
 def test_follows_a_scope_changed_elsewhere(window, ditto, run):

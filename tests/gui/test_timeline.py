@@ -6,12 +6,15 @@ import time
 import orjson
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QHeaderView
-from stored_history import document_body, store_documents
+from stored_history import collected, document_body, store_documents
 
 from inspector import HistoryRetention
+from inspector.core.clock import ManualClock
 from inspector.gui.formatting import format_bytes
 from inspector.gui.tasks import TaskSet
-from inspector.gui.timeline import LOADING, PAGE_SIZE, SEQ_ROLE, Column, TimelineModel
+from inspector.gui.timeline import INDEX_ROLE, LOADING, Column, TimelineModel
+from inspector.history import LocalHistory
+from inspector.history.timeline import PAGE_SIZE
 
 TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d · (just now|\d+ s ago)")
 
@@ -39,7 +42,7 @@ def test_is_empty_for_a_new_peer(window):
     assert window.timeline_view.objectName() == "timelineView"
     assert window.timeline_view.model() is window.timeline_model
     assert window.timeline_model.rowCount() == 0
-    assert window.document_count_label.text() == "No documents yet"
+    assert window.status_bar.document_count_label.text() == "No documents yet"
 
 
 def test_shows_the_columns(window):
@@ -63,7 +66,7 @@ def test_rows_appear_as_documents_are_collected_newest_on_top(window, ditto, qtb
     assert tips == [
         f"Document #{3 - r}, last_updated_at {doc['last_updated_at']}" for r, doc in enumerate(newest_first)
     ]
-    assert window.document_count_label.text() == "3 documents"
+    assert window.status_bar.document_count_label.text() == "3 documents"
 
 
 def test_rows_show_time_size_change_and_replication(window, ditto, qtbot, run):
@@ -84,52 +87,60 @@ def test_rows_show_time_size_change_and_replication(window, ditto, qtbot, run):
 
 
 def test_change_column_names_disk_and_store_changes(window, ditto, run, qtbot):
-    def insert(store):
-        now = int(time.time() * 1000)
-        body = [
-            document_body(ditto, now - 2000, available=10 * 2**30, ditto_total=2**20),
-            document_body(
-                ditto, now - 1000, available=10 * 2**30 - 3 * 2**20, ditto_total=2**20 + 300 * 1024
-            ),
-        ]
-        for ts, data in zip((now - 2000, now - 1000), body, strict=True):
-            store.insert_collected(ditto.peer_key, ts, data, b"{}", False)
-
-    run(ditto.store.run(insert, ditto.store))
-    window.timeline_model.refresh()
+    now = int(time.time() * 1000)
+    bodies = {
+        now - 2000: document_body(ditto, now - 2000, available=10 * 2**30, ditto_total=2**20),
+        now - 1000: document_body(
+            ditto, now - 1000, available=10 * 2**30 - 3 * 2**20, ditto_total=2**20 + 300 * 1024
+        ),
+    }
+    run(ditto.store.import_documents([collected(ditto, ts, body) for ts, body in bodies.items()]))
+    window.timeline_panel.timeline.refresh()
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 2)
     wait_loaded(qtbot, window)
 
     assert cell(window, 0, Column.CHANGE) == "disk free −3 MiB · store +300 KiB"
 
 
-def test_documents_arriving_together_are_inserted_in_one_batch(window, ditto, run, qtbot):
-    model = window.timeline_model
-    seqs = store_documents(ditto, run, 5)
+def test_documents_arriving_together_are_inserted_in_one_batch(ditto, run, qtbot):
+    tasks = TaskSet()
+    history = LocalHistory(ditto)
+    # A long batching delay makes "together" certain however slow the machine is.
+    model = TimelineModel(history, tasks, ditto.clock, flush_delay=30.0)
+    model.start()
+    qtbot.waitUntil(lambda: model.timeline.loaded)
     inserted = []
     model.rowsInserted.connect(lambda parent, first, last: inserted.append((first, last)))
+    ditto.small_peer_info.is_enabled = True
+    qtbot.waitUntil(lambda: ditto.small_peer_info.last_collected_at is not None)
+    for _ in range(4):
+        run(ditto.small_peer_info.collect_now())
+    assert model.rowCount() == 0  # still gathering the batch
 
-    for seq in seqs:
-        model.on_document_collected(seq, {})
-
-    qtbot.waitUntil(lambda: model.rowCount() == 5)
+    model.timeline.flush()
+    assert model.rowCount() == 5
     assert inserted == [(0, 4)]
+    model.shutdown()
+    history.close()
+    run(tasks.wait_cancelled())
 
 
 def test_a_row_loading_shows_a_placeholder_then_its_data(ditto, run, qtbot):
     store_documents(ditto, run, 3)
     tasks = TaskSet()
-    model = TimelineModel(ditto.store, tasks)
-    model.refresh()
+    history = LocalHistory(ditto)
+    model = TimelineModel(history, tasks, ditto.clock)
+    model.start()
     qtbot.waitUntil(lambda: model.rowCount() == 3)
 
     assert model.data(model.index(0, Column.TIME)) == LOADING
     assert model.data(model.index(0, Column.SIZE)) == ""
-    assert model.data(model.index(0, 0), SEQ_ROLE) == 3
+    assert model.data(model.index(0, 0), INDEX_ROLE) == 3
     with qtbot.waitSignal(model.dataChanged):
         pass
     assert TIME_TEXT.fullmatch(model.data(model.index(0, Column.TIME)))
     model.shutdown()
+    history.close()
     run(tasks.wait_cancelled())
 
 
@@ -139,14 +150,14 @@ def test_reads_only_the_pages_it_shows(ditto, run, make_window, qtbot):
     window = make_window()
     model = window.timeline_model
     assert model.rowCount() == 5_000
-    qtbot.waitUntil(lambda: model.is_row_loaded(0))
-    assert model.cached_row_count <= 2 * (PAGE_SIZE + 1)
+    qtbot.waitUntil(lambda: model.timeline.is_row_loaded(0))
+    assert model.timeline.cached_row_count <= 2 * (PAGE_SIZE + 1)
 
     window.timeline_view.scrollToBottom()
-    qtbot.waitUntil(lambda: model.is_row_loaded(4_999))
+    qtbot.waitUntil(lambda: model.timeline.is_row_loaded(4_999))
     assert cell(window, 4_999, Column.CHANGE) == "first document"
-    assert model.cached_row_count <= 4 * (PAGE_SIZE + 1)
-    assert window.document_count_label.text() == "5,000 documents"
+    assert model.timeline.cached_row_count <= 4 * (PAGE_SIZE + 1)
+    assert window.status_bar.document_count_label.text() == "5,000 documents"
 
 
 def test_rows_have_uniform_heights_and_fixed_column_widths(window):
@@ -165,19 +176,22 @@ def test_rows_deleted_by_retention_leave_the_bottom(make_ditto, make_window, tmp
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
     collect(run, peer, 4)
 
-    qtbot.waitUntil(lambda: window.document_count_label.text() == "3 documents")
+    qtbot.waitUntil(lambda: window.status_bar.document_count_label.text() == "3 documents")
     assert window.timeline_model.rowCount() == 3
-    assert [window.timeline_model.seq_at(r) for r in range(3)] == [5, 4, 3]
+    assert [window.timeline_panel.timeline.index_at(r) for r in range(3)] == [5, 4, 3]
     wait_loaded(qtbot, window)
     assert cell(window, 2, Column.CHANGE) == "—"  # its predecessor is gone
 
 
-def test_relative_times_move_on(window, ditto, qtbot):
+def test_relative_times_move_on(make_window, ditto, qtbot):
+    clock = ManualClock(time.time())
+    window = make_window(clock=clock)
     ditto.small_peer_info.is_enabled = True
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
     wait_loaded(qtbot, window)
 
-    window.timeline_model.refresh_times(time.time() + 150)
+    clock.advance(150)
+    window.timeline_model.refresh_times()
 
     assert cell(window, 0, Column.TIME).endswith(" · 2 min ago")
 
@@ -188,9 +202,9 @@ def test_model_passes_qt_model_tester(ditto, run, make_window, qtmodeltester, qt
     model = window.timeline_model
 
     qtmodeltester.check(model)  # with rows still loading
-    qtbot.waitUntil(lambda: model.is_row_loaded(0))
+    qtbot.waitUntil(lambda: model.timeline.is_row_loaded(0))
     window.timeline_view.scrollToBottom()
-    qtbot.waitUntil(lambda: model.is_row_loaded(299))
+    qtbot.waitUntil(lambda: model.timeline.is_row_loaded(299))
     qtmodeltester.check(model)
     qtmodeltester.check(model, force_py=True)
 
@@ -205,18 +219,23 @@ def test_model_stays_consistent_through_inserts_filtering_and_retention(
     peer.small_peer_info.is_enabled = True
     qtbot.waitUntil(lambda: model.rowCount() == 1)
     collect(run, peer, 5)
-    qtbot.waitUntil(lambda: window.document_count_label.text() == "4 documents")
-    model.set_filter("test-device")
-    qtbot.waitUntil(lambda: model.match_count == 4)
+    qtbot.waitUntil(lambda: window.status_bar.document_count_label.text() == "4 documents")
+    model.timeline.set_filter("test-device")
+    qtbot.waitUntil(lambda: model.timeline.match_count == 4)
     collect(run, peer, 1)
-    qtbot.waitUntil(lambda: model.total_count == 4 and model.seq_at(0) == 7)
-    model.set_filter("")
+    qtbot.waitUntil(lambda: model.timeline.total_count == 4 and model.timeline.index_at(0) == 7)
+    model.timeline.set_filter("")
     assert model.rowCount() == 4
 
 
 def filter_timeline(qtbot, window, text):
-    qtbot.keyClicks(window.filter_edit, text)
-    qtbot.waitUntil(lambda: window.timeline_model.filter_text == text and not window.timeline_model.searching)
+    qtbot.keyClicks(window.timeline_panel.filter_edit, text)
+    qtbot.waitUntil(
+        lambda: (
+            window.timeline_panel.timeline.filter_text == text
+            and not window.timeline_panel.timeline.searching
+        )
+    )
 
 
 def with_metadata(run, ditto, *values):
@@ -226,7 +245,7 @@ def with_metadata(run, ditto, *values):
 
 
 def test_filter_shows_only_documents_containing_the_text(window, ditto, qtbot, run):
-    assert window.filter_edit.objectName() == "timelineFilter"
+    assert window.timeline_panel.filter_edit.objectName() == "timelineFilter"
     ditto.small_peer_info.is_enabled = True
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)
     with_metadata(run, ditto, {"site": "alpha"}, {"site": "beta"}, {"site": "alpha"})
@@ -235,9 +254,9 @@ def test_filter_shows_only_documents_containing_the_text(window, ditto, qtbot, r
     filter_timeline(qtbot, window, "beta")
 
     assert window.timeline_model.rowCount() == 1
-    assert window.timeline_model.seq_at(0) == 3
-    assert window.filter_status.text() == "1 match"
-    assert window.document_count_label.text() == "4 documents"
+    assert window.timeline_panel.timeline.index_at(0) == 3
+    assert window.timeline_panel.filter_status.text() == "1 match"
+    assert window.status_bar.document_count_label.text() == "4 documents"
 
 
 def test_filter_ignores_ascii_case(window, ditto, qtbot, run):
@@ -248,7 +267,7 @@ def test_filter_ignores_ascii_case(window, ditto, qtbot, run):
     filter_timeline(qtbot, window, "ALPHA")
 
     assert window.timeline_model.rowCount() == 1
-    assert window.filter_status.text() == "1 match"
+    assert window.timeline_panel.filter_status.text() == "1 match"
 
 
 def test_clearing_the_filter_shows_every_document(window, ditto, qtbot, run):
@@ -257,10 +276,10 @@ def test_clearing_the_filter_shows_every_document(window, ditto, qtbot, run):
     with_metadata(run, ditto, {"site": "alpha"}, {"site": "beta"})
     filter_timeline(qtbot, window, "beta")
 
-    window.filter_edit.clear()
+    window.timeline_panel.filter_edit.clear()
 
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 3)
-    assert window.filter_status.text() == ""
+    assert window.timeline_panel.filter_status.text() == ""
 
 
 def test_filter_with_no_match_shows_no_rows(window, ditto, qtbot, run):
@@ -270,7 +289,7 @@ def test_filter_with_no_match_shows_no_rows(window, ditto, qtbot, run):
     filter_timeline(qtbot, window, "no-such-text")
 
     assert window.timeline_model.rowCount() == 0
-    assert window.filter_status.text() == "0 matches"
+    assert window.timeline_panel.filter_status.text() == "0 matches"
 
 
 def test_new_documents_appear_under_the_filter_only_if_they_match(window, ditto, qtbot, run):
@@ -281,10 +300,10 @@ def test_new_documents_appear_under_the_filter_only_if_they_match(window, ditto,
 
     with_metadata(run, ditto, {"tag": "gamma"}, {"tag": "delta"}, {"tag": "GAMMA ray"})
 
-    qtbot.waitUntil(lambda: window.document_count_label.text() == "4 documents")
+    qtbot.waitUntil(lambda: window.status_bar.document_count_label.text() == "4 documents")
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 2)
-    assert [window.timeline_model.seq_at(r) for r in range(2)] == [4, 2]
-    assert window.filter_status.text() == "2 matches"
+    assert [window.timeline_panel.timeline.index_at(r) for r in range(2)] == [4, 2]
+    assert window.timeline_panel.filter_status.text() == "2 matches"
 
 
 def test_selection_stays_on_its_document_as_rows_arrive(window, ditto, qtbot, run):
@@ -297,8 +316,8 @@ def test_selection_stays_on_its_document_as_rows_arrive(window, ditto, qtbot, ru
 
     current = window.timeline_view.currentIndex()
     assert current.row() == 1
-    assert current.data(SEQ_ROLE) == 1
-    assert window.document_panel.seq == 1
+    assert current.data(INDEX_ROLE) == 1
+    assert window.document_panel.index == 1
 
 
 def test_selection_survives_filtering(window, ditto, qtbot, run):
@@ -310,8 +329,8 @@ def test_selection_survives_filtering(window, ditto, qtbot, run):
 
     filter_timeline(qtbot, window, "keep")
 
-    assert window.timeline_view.currentIndex().data(SEQ_ROLE) == 2
-    assert window.document_panel.seq == 2
+    assert window.timeline_view.currentIndex().data(INDEX_ROLE) == 2
+    assert window.document_panel.index == 2
 
 
 def test_rows_are_flat(ditto, run, make_window):
@@ -325,11 +344,12 @@ def test_rows_are_flat(ditto, run, make_window):
 
 
 def test_small_disk_and_store_changes_are_not_news():
-    from inspector.core.store import Replication, TimelineRow
+    from inspector.core.events import Replication
     from inspector.gui.timeline import describe_change
+    from inspector.history import HistoryRow
 
-    previous = TimelineRow(1, 0, 800, b"m", 10 * 2**30, 2**20, Replication.LOCAL_ONLY)
-    row = TimelineRow(2, 2000, 800, b"m", 10 * 2**30 - 8192, 2**20 + 16 * 1024, Replication.LOCAL_ONLY)
+    previous = HistoryRow(1, 0, 800, b"m", 10 * 2**30, 2**20, Replication.LOCAL_ONLY)
+    row = HistoryRow(2, 2000, 800, b"m", 10 * 2**30 - 8192, 2**20 + 16 * 1024, Replication.LOCAL_ONLY)
     assert describe_change(row, previous) == "no change"
     assert describe_change(row, None) == "first document"
 

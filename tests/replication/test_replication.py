@@ -93,8 +93,8 @@ async def test_big_peer_only_documents_arrive_in_order(tmp_path, service):
         assert status.state is ConnectionState.CONNECTED
         assert status.acknowledged >= 5
         assert status.last_error is None
-        first, last = await ditto.store.run(ditto.store.bounds)
-        rows = await ditto.store.run(ditto.store.timeline_rows, first, last)
+        first, last = await ditto.store.bounds()
+        rows = await ditto.store.timeline_rows(first, last)
         assert {row.replication for row in rows} == {Replication.ACKNOWLEDGED}
         newest = (await sp.history(limit=1))[0]
         assert newest["connections_by_transport"] == {"WebSocket": 1}
@@ -143,13 +143,13 @@ async def test_revoking_drops_the_queue(tmp_path, service):
         sp.is_enabled = True
         await wait_for(lambda: ditto.replication_status.queue_length >= 3)
         assert ditto.replication_status.state is ConnectionState.OFFLINE
-        assert "cannot reach" in ditto.replication_status.last_error
+        assert "Cannot reach" in ditto.replication_status.last_error
         await sp.set_sync_scope("LocalPeerOnly")
         assert ditto.replication_status.queue_length == 0
         sp.is_enabled = False
         revoked = await local_history(ditto)
-        first, last = await ditto.store.run(ditto.store.bounds)
-        rows = await ditto.store.run(ditto.store.timeline_rows, first, last)
+        first, last = await ditto.store.bounds()
+        rows = await ditto.store.timeline_rows(first, last)
         assert Replication.DROPPED in {row.replication for row in rows}
         assert Replication.QUEUED not in {row.replication for row in rows}
         restarted = service(port)
@@ -193,8 +193,8 @@ async def test_a_full_queue_drops_the_oldest_and_counts_them(tmp_path):
             await sp.collect_now()
         await wait_for(lambda: ditto.replication_status.dropped >= 4)
         assert ditto.replication_status.queue_length == 3
-        queued = [seq for seq, _ in await ditto.store.run(ditto.store.outbox_batch, 100)]
-        _, newest = await ditto.store.run(ditto.store.bounds)
+        queued = [seq for seq, _ in await ditto.store.outbox_batch(100)]
+        _, newest = await ditto.store.bounds()
         assert queued == [newest - 2, newest - 1, newest]
 
 
