@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import sqlite3
 import threading
@@ -214,21 +215,17 @@ class SQLiteWorker:
 
     async def _call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run ``fn`` on the worker thread and await its result."""
-        if self._closed:
-            raise self._closed_error()
-        return await asyncio.wrap_future(self._executor.submit(self._guarded, fn, *args, **kwargs))
+        return await asyncio.wrap_future(self._submit(fn, *args, **kwargs))
 
     def _call_blocking(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run ``fn`` on the worker thread and wait (start-up only: it blocks the caller)."""
-        if self._closed:
-            raise self._closed_error()
-        return self._executor.submit(self._guarded, fn, *args, **kwargs).result()
+        return self._submit(fn, *args, **kwargs).result()
 
     def _submit(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         """Queue ``fn`` without waiting (write-behind); the caller watches the future."""
         if self._closed:
             raise self._closed_error()
-        return self._executor.submit(self._guarded, fn, *args, **kwargs)
+        return self._executor.submit(self._guarded, functools.partial(fn, *args, **kwargs))
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -239,9 +236,9 @@ class SQLiteWorker:
 
     # --- on the worker thread --------------------------------------------------------------------
 
-    def _guarded(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    def _guarded(self, call: Callable[[], _T]) -> _T:
         try:
-            return fn(*args, **kwargs)
+            return call()
         except (sqlite3.Error, OSError) as exc:
             error = classify(self.path, exc, what=self._what)
             if error is None:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +148,7 @@ class Identity:
 def verify_request(
     method: str,
     path: str,
-    headers: dict[str, str] | object,
+    headers: Mapping[str, str],
     body: bytes,
     *,
     now_ms: int | None = None,
@@ -157,7 +158,7 @@ def verify_request(
 
     The caller remembers nonces for ``max_skew_ms`` to refuse replays.
     """
-    get = headers.get  # type: ignore[attr-defined]
+    get = headers.get
     peer_key, timestamp, nonce, signature = (
         get(PEER_KEY_HEADER),
         get(TIMESTAMP_HEADER),

@@ -885,9 +885,8 @@ class Store(SQLiteWorker):
                 slots[path] = slot
         values = array("d", [math.nan]) * len(slots)
         for path, value in numbers.items():
-            slot = slots.get(path)
-            if slot is not None:
-                values[slot] = value
+            if (position := slots.get(path)) is not None:
+                values[position] = value
         return values
 
     def _slots(self) -> dict[str, int]:
@@ -1186,10 +1185,10 @@ class Store(SQLiteWorker):
         lowered = needle.encode("utf-8").lower()
         conn = self._conn
         if newer_than:  # a few new documents: only their metadata needs looking at
-            query = "SELECT DISTINCT metadata_id FROM history WHERE seq > ?", (newer_than,)
+            candidates = conn.execute("SELECT DISTINCT metadata_id FROM history WHERE seq > ?", (newer_than,))
         else:
-            query = "SELECT id FROM metadata", ()
-        metadata_ids = [row[0] for row in conn.execute(*query)]
+            candidates = conn.execute("SELECT id FROM metadata")
+        metadata_ids = [row[0] for row in candidates]
         # The whole document reads  body[:-1] + ',"metadata":' + metadata + '}'.
         inside: list[int] = []
         seams: dict[int, list[int]] = {}  # split point k -> metadata ids whose suffix starts with needle[k:]
@@ -1404,10 +1403,13 @@ def _matrix(blobs: list[bytes], width: int) -> npt.NDArray[np.float64]:
     """Rows of float64 numbers (each possibly shorter than ``width``: padded with NaN)."""
     import numpy as np
 
-    matrix = np.full((len(blobs), max(1, width)), np.nan)
+    width = max(1, width)
+    if all(len(blob) == 8 * width for blob in blobs):  # the usual case: one C-speed copy
+        return np.frombuffer(b"".join(blobs), dtype=np.float64).reshape(len(blobs), width)
+    matrix = np.full((len(blobs), width), np.nan)
     for i, blob in enumerate(blobs):
-        row = np.frombuffer(blob or b"", dtype=np.float64)
-        matrix[i, : len(row)] = row[:width]
+        row = np.frombuffer(blob or b"", dtype=np.float64)[:width]
+        matrix[i, : len(row)] = row
     return matrix
 
 
@@ -1478,9 +1480,8 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
     for seq, ts, body, old_hash, size, replication in conn.execute(
         "SELECT seq, ts, body, metadata_hash, size, replication FROM history ORDER BY seq"
     ).fetchall():
-        metadata_id = ids.get(old_hash)
-        if metadata_id is None:
-            metadata_id = state.metadata_id(MetadataValue(b"{}"))
+        found = ids.get(old_hash)
+        metadata_id = found if found is not None else state.metadata_id(MetadataValue(b"{}"))
         numbers = state.numbers(numeric_leaves(orjson.loads(body)))
         conn.execute(
             "INSERT INTO history_v2 (seq, ts, body, metadata_id, size, replication, numbers) "
@@ -1494,13 +1495,13 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
     for collection, doc_id, body, old_hash in conn.execute(
         "SELECT collection, id, body, metadata_hash FROM documents"
     ).fetchall():
-        metadata_id = ids.get(old_hash) if old_hash is not None else None
+        current = ids.get(old_hash) if old_hash is not None else None
         conn.execute(
             "INSERT INTO documents_v2 (collection, id, body, metadata_id) VALUES (?, ?, ?, ?)",
-            (collection, doc_id, body, metadata_id),
+            (collection, doc_id, body, current),
         )
-        if metadata_id is not None:
-            conn.execute("UPDATE metadata SET refs = refs + 1 WHERE id = ?", (metadata_id,))
+        if current is not None:
+            conn.execute("UPDATE metadata SET refs = refs + 1 WHERE id = ?", (current,))
     conn.execute("DROP TABLE history")
     conn.execute("DROP TABLE documents")
     conn.execute("DROP TABLE blobs")

@@ -143,8 +143,8 @@ async def serve(ditto: Ditto, settings: QSettings | None = None) -> int:
     return 0
 
 
-def _handle_signals(loop: asyncio.AbstractEventLoop, close: Callable[[], object]) -> list[int]:
-    installed = []
+def _handle_signals(loop: asyncio.AbstractEventLoop, close: Callable[[], object]) -> list[signal.Signals]:
+    installed: list[signal.Signals] = []
     for number in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(number, close)

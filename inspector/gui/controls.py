@@ -54,14 +54,15 @@ class CollectionControls(QWidget):
         self._last: float | None = self._small_peer_info.last_collected_at
         self._next: float | None = self._small_peer_info.next_collection_at
 
-        self.toggle = QPushButton(objectName="collectionToggle")
+        self.toggle = QPushButton()
+
+        self.toggle.setObjectName("collectionToggle")
         self.toggle.setCheckable(True)
         self.toggle.setAccessibleName("Collect small peer info")
         self.toggle.setToolTip("Collect small peer info: one document at once, then one every interval")
         self.toggle.toggled.connect(self._request)
-        self.interval_label = QLabel(
-            format_interval(self._small_peer_info.interval), objectName="collectionInterval"
-        )
+        self.interval_label = QLabel(format_interval(self._small_peer_info.interval))
+        self.interval_label.setObjectName("collectionInterval")
         self.interval_label.setToolTip("Time between two collections (set with --interval)")
         self.toggle_action = QAction("&Collect Small Peer Info", self)
         self.toggle_action.setCheckable(True)
@@ -70,10 +71,12 @@ class CollectionControls(QWidget):
         self.collect_now_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
         self.collect_now_action.setToolTip("Collect one document right away")
         self.collect_now_action.triggered.connect(self.collect_now)
-        self.collect_now_button = QPushButton("Collect &now", objectName="collectNowButton")
+        self.collect_now_button = QPushButton("Collect &now")
+        self.collect_now_button.setObjectName("collectNowButton")
         self.collect_now_button.setToolTip(self.collect_now_action.toolTip())
         self.collect_now_button.clicked.connect(self.collect_now_action.trigger)
-        self.schedule_label = QLabel(objectName="collectionSchedule")
+        self.schedule_label = QLabel()
+        self.schedule_label.setObjectName("collectionSchedule")
         self.schedule_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._countdown = QTimer(self)
         self._countdown.setInterval(COUNTDOWN_MS)
@@ -177,7 +180,9 @@ class SyncScopeControl(QWidget):
         self._scope: SmallPeerInfoSyncScope | None = None
         self._in_flight = False
 
-        self.combo = QComboBox(objectName="syncScopeCombo")
+        self.combo = QComboBox()
+
+        self.combo.setObjectName("syncScopeCombo")
         self.combo.setAccessibleName("Sync scope")
         self.combo.setAccessibleDescription("Where collected documents may go")
         for scope, (label, tip) in SCOPE_LABELS.items():
@@ -185,15 +190,16 @@ class SyncScopeControl(QWidget):
             self.combo.setItemData(self.combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.combo.setEnabled(False)  # until the peer's scope is read
         self.combo.currentIndexChanged.connect(self._on_index_changed)
-        label = QLabel("Sync &scope:")
-        label.setBuddy(self.combo)
-        self.error_label = QLabel(objectName="syncScopeMessage")
+        caption = QLabel("Sync &scope:")
+        caption.setBuddy(self.combo)
+        self.error_label = QLabel()
+        self.error_label.setObjectName("syncScopeMessage")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
 
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(label)
+        row.addWidget(caption)
         row.addWidget(self.combo)
         bridge.syncScopeChanged.connect(self._on_peer_scope)
 

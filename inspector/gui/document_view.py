@@ -64,15 +64,20 @@ class DocumentPanel(QWidget):
         self._previous: dict[str, Any] | None = None
         self._version = 0
 
-        self.title = QLabel("Document", objectName="documentTitle")
-        self.diff_toggle = QPushButton("&Diff with previous", objectName="documentDiffToggle")
+        self.title = QLabel("Document")
+
+        self.title.setObjectName("documentTitle")
+        self.diff_toggle = QPushButton("&Diff with previous")
+        self.diff_toggle.setObjectName("documentDiffToggle")
         self.diff_toggle.setCheckable(True)
         self.diff_toggle.setToolTip("Show what changed since the document collected before this one")
         self.diff_toggle.setAccessibleName("Diff with the previous document")
-        self.copy_button = QPushButton("C&opy", objectName="documentCopyButton")
+        self.copy_button = QPushButton("C&opy")
+        self.copy_button.setObjectName("documentCopyButton")
         self.copy_button.setToolTip("Copy what is shown (the JSON, or the diff) to the clipboard")
         self.copy_button.setAccessibleName("Copy the document")
-        self.view = QPlainTextEdit(objectName="documentView")
+        self.view = QPlainTextEdit()
+        self.view.setObjectName("documentView")
         self.view.setReadOnly(True)
         self.view.setTextInteractionFlags(  # read-only, yet scrollable and selectable from the keyboard
             Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard

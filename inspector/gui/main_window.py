@@ -115,23 +115,29 @@ class MainWindow(QMainWindow):
     # --- building ------------------------------------------------------------------------------
 
     def _build_layout(self) -> None:
-        controls = QWidget(objectName="controlBar")
+        controls = QWidget()
+        controls.setObjectName("controlBar")
         row = QHBoxLayout(controls)
         row.setContentsMargins(8, 6, 8, 6)
         row.addWidget(self.collection_controls, 1)
         row.addWidget(self.scope_control)
 
-        self.timeline_splitter = QSplitter(Qt.Orientation.Vertical, objectName="timelineSplitter")
+        self.timeline_splitter = QSplitter(Qt.Orientation.Vertical)
+
+        self.timeline_splitter.setObjectName("timelineSplitter")
         self.timeline_splitter.addWidget(self.timeline_panel)
         self.timeline_splitter.addWidget(self.document_panel)
         self.timeline_splitter.setChildrenCollapsible(False)
-        self.main_splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
+        self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(self.metadata_panel)
         self.main_splitter.addWidget(self.timeline_splitter)
         self.main_splitter.setChildrenCollapsible(False)
         self.main_splitter.setStretchFactor(1, 1)
 
-        central = QWidget(objectName="central")
+        central = QWidget()
+
+        central.setObjectName("central")
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)

@@ -110,18 +110,23 @@ class MetadataEditorPanel(QWidget):
         hint.setObjectName("panelHint")
         hint.setWordWrap(True)
 
-        self.editor = QPlainTextEdit(objectName="metadataEditor")
+        self.editor = QPlainTextEdit()
+
+        self.editor.setObjectName("metadataEditor")
         self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.editor.setTabStopDistance(self.editor.fontMetrics().horizontalAdvance("  "))
         self.editor.setAccessibleName("Metadata JSON")
         self.highlighter = JsonHighlighter(self.editor.document())
 
-        self.status = QLabel(objectName="metadataStatus")
+        self.status = QLabel()
+
+        self.status.setObjectName("metadataStatus")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setWordWrap(True)  # an error message can be long: it wraps rather than clips
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
-        self.notice = QLabel(objectName="metadataNotice")
+        self.notice = QLabel()
+        self.notice.setObjectName("metadataNotice")
         self.notice.setWordWrap(True)
         self.notice.hide()
 
@@ -139,9 +144,13 @@ class MetadataEditorPanel(QWidget):
         self.revert_action.triggered.connect(self.revert)
         self.format_action.triggered.connect(self.format_text)
 
-        self.format_button = QPushButton("Format", objectName="formatMetadataButton")
-        self.revert_button = QPushButton("Revert", objectName="revertMetadataButton")
-        self.apply_button = QPushButton("Apply", objectName="applyMetadataButton")
+        self.format_button = QPushButton("Format")
+
+        self.format_button.setObjectName("formatMetadataButton")
+        self.revert_button = QPushButton("Revert")
+        self.revert_button.setObjectName("revertMetadataButton")
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.setObjectName("applyMetadataButton")
         self.apply_button.setDefault(True)
         for button, action in (
             (self.format_button, self.format_action),
@@ -149,7 +158,7 @@ class MetadataEditorPanel(QWidget):
             (self.apply_button, self.apply_action),
         ):
             button.setToolTip(
-                f"{action.toolTip()} ({action.shortcut().toString(QKeySequence.NativeText)})"
+                f"{action.toolTip()} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
                 if not action.shortcut().isEmpty()
                 else action.toolTip()
             )

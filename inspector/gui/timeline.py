@@ -266,8 +266,8 @@ class TimelineModel(QAbstractTableModel):
 class TimelineView(QTableView):
     """The timeline's table; while it has no rows it says why, in the middle of its viewport."""
 
-    def __init__(self, parent: QWidget | None = None, **properties: Any) -> None:
-        super().__init__(parent, **properties)
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
         self._placeholder = ""
 
     def placeholder_text(self) -> str:
@@ -316,14 +316,16 @@ class TimelinePanel(QWidget):
 
         title = QLabel("&Timeline")
         title.setObjectName("panelTitle")
-        self.filter_edit = QLineEdit(objectName="timelineFilter")
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setObjectName("timelineFilter")
         self.filter_edit.setPlaceholderText("Filter: text anywhere in a document's JSON (Ctrl+F)")
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.setAccessibleName("Timeline filter")
         self.filter_edit.setAccessibleDescription(
             "Shows only the documents whose JSON contains this text, metadata included"
         )
-        self.filter_status = QLabel(objectName="timelineFilterStatus")
+        self.filter_status = QLabel()
+        self.filter_status.setObjectName("timelineFilterStatus")
         self._filter_timer = QTimer(self)
         self._filter_timer.setSingleShot(True)
         self._filter_timer.setInterval(FILTER_DELAY_MS)
@@ -331,7 +333,8 @@ class TimelinePanel(QWidget):
         self.filter_edit.textChanged.connect(lambda _text: self._filter_timer.start())
         self.filter_edit.returnPressed.connect(self.apply_filter)
 
-        view = self.view = TimelineView(objectName="timelineView")
+        view = self.view = TimelineView()
+        view.setObjectName("timelineView")
         title.setBuddy(view)
         view.setAccessibleName("Timeline of collected documents")
         view.setModel(self.model)
@@ -368,10 +371,10 @@ class TimelinePanel(QWidget):
         top.addWidget(title)
         top.addWidget(self.filter_edit, 1)
         top.addWidget(self.filter_status)
-        column = QVBoxLayout(self)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(top)
-        column.addWidget(view, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(view, 1)
 
     @property
     def timeline(self) -> Timeline:

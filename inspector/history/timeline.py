@@ -251,11 +251,11 @@ class Timeline:
     async def _fetch(self, pages: list[int]) -> None:
         newest_before = self._newest
         try:
-            result = {}
+            result: dict[int, dict[int, HistoryRow]] = {}
             for number in pages:
                 first = number * PAGE_SIZE
-                rows = await self.source.rows(first - 1, first + PAGE_SIZE - 1)
-                result[number] = {row.index: row for row in rows}
+                read = await self.source.rows(first - 1, first + PAGE_SIZE - 1)
+                result[number] = {row.index: row for row in read}
         finally:
             self._loading.difference_update(pages)
         if self._closed:
