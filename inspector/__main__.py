@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device-name", metavar="NAME", type=_device_name, help="the device name (default: the host name)"
     )
+    parser.add_argument(
+        "--install-desktop-entry",
+        action="store_true",
+        help="add the inspector to the desktop's application menu (XDG, with its icon), then exit",
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return parser
 
@@ -78,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the window; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(name)s: %(levelname)s: %(message)s")
+    if args.install_desktop_entry:
+        from inspector.desktop import install_desktop_entry
+
+        for path in install_desktop_entry():
+            print(f"wrote {path}")
+        return 0
 
     from inspector.gui.app import Options, run  # Qt only now that a window is wanted
 

@@ -304,7 +304,8 @@ class SQLiteWorker:
             connection.execute(f"PRAGMA user_version = {int(target)}")
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have rolled back already
+                connection.execute("ROLLBACK")
             raise
 
     def _close_connection(self) -> None:

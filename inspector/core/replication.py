@@ -283,9 +283,12 @@ class Replicator:
                         f"The Big Peer at {self.url} did not answer within "
                         f"{self.policy.request_timeout:g} s; the batch will be sent again.",
                     )
+                except PersistenceError as exc:
+                    # The queue cannot be read or updated: nothing to send now; try again later.
+                    if exc.message != self.status.last_error:
+                        log.error("replication paused: %s", exc)
+                    self._set(last_error=exc.message)
                 except (aiohttp.ClientError, OSError) as exc:
-                    if isinstance(exc, PersistenceError):
-                        raise
                     reason = str(exc) or type(exc).__name__
                     self._failed(
                         ConnectionState.OFFLINE, f"Cannot reach the Big Peer at {self.url}: {reason}."

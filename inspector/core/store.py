@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -434,7 +435,12 @@ class Store(SQLiteWorker):
         )
         self.retention = retention
         self._state = _ThreadState()
-        self._settings = _SettingsWriter(self._submit, self._write_settings, lambda: self.closed)
+        self._settings = _SettingsWriter(
+            self._submit,
+            # On the store thread already: classify failures as every other call does.
+            lambda batch: self._guarded(functools.partial(self._write_settings, batch)),
+            lambda: self.closed,
+        )
         self.open_blocking()
 
     # --- life cycle and write-behind -------------------------------------------------------------
@@ -1440,13 +1446,13 @@ def _transaction(conn: sqlite3.Connection, on_rollback: Callable[[], None] | Non
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        conn.execute("COMMIT")  # inside: a COMMIT that fails (a full disk) must roll back too
     except BaseException:
         with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have rolled back already
             conn.execute("ROLLBACK")
         if on_rollback is not None:
             on_rollback()
         raise
-    conn.execute("COMMIT")
 
 
 def _check_is_peer_database(connection: sqlite3.Connection) -> None:

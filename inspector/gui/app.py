@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from inspector._version import __version__
 from inspector.core.ditto import Ditto, default_persistence_directory
-from inspector.core.errors import PersistenceDirectoryLockedError
+from inspector.core.errors import PersistenceDirectoryLockedError, PersistenceError
+from inspector.desktop import missing_xcb_packages, uses_xcb, xcb_fix
 from inspector.gui.main_window import MainWindow
 from inspector.gui.resources import app_icon, style_sheet
 
@@ -96,16 +96,15 @@ def open_peer(options: Options) -> Ditto:
         )
     except PersistenceDirectoryLockedError as exc:
         raise StartupError(
-            "The peer's directory is in use",
-            f"{exc}.\n\nClose the other inspector or program using it, or choose another directory "
-            "with --dir.",
+            "The peer's directory is in use", f"{exc}\n\nOr start with another directory: --dir PATH."
         ) from None
-    except (OSError, sqlite3.Error) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    except PersistenceError as exc:  # the core's words: the file, what is wrong, what to do
+        raise StartupError("Cannot open the peer's directory", str(exc)) from None
+    except OSError as exc:
         raise StartupError(
             "Cannot open the peer's directory",
-            f"The persistence directory {str(directory)!r} cannot be used: {detail}.\n\n"
-            "Check that it is a readable and writable directory, or choose another one with --dir.",
+            f"The persistence directory {directory} cannot be used: {exc.strerror or exc}. "
+            "Choose another one with --dir PATH.",
         ) from None
 
 
@@ -156,6 +155,10 @@ def run(options: Options) -> int:
     """The whole application; returns the exit status."""
     if (problem := display_problem()) is not None:
         print(f"{APP_ID}: {problem}", file=sys.stderr)
+        return EXIT_STARTUP_FAILED
+    if uses_xcb() and (missing := missing_xcb_packages()):
+        # Qt would abort the process with its own, easily missed message.
+        print(f"{APP_ID}: {xcb_fix(missing)}", file=sys.stderr)
         return EXIT_STARTUP_FAILED
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
     assert isinstance(app, QApplication)

@@ -134,8 +134,16 @@ class DocumentPanel(QWidget):
         self._tasks.spawn(self._load(index, self._version), "document: read")
 
     async def _load(self, index: int, version: int) -> None:
-        document = await self._source.document(index)
-        previous = await self._source.document(index - 1) if index > 1 else None
+        try:
+            document = await self._source.document(index)
+            previous = await self._source.document(index - 1) if index > 1 else None
+        except Exception as error:  # a damaged file, a lost connection: say so, keep the window working
+            if version == self._version:
+                self._document = self._previous = None
+                self._render()
+                self.title.setText(f"Document #{index} cannot be read")
+                self.view.setPlainText(str(error))
+            return
         if version != self._version:
             return  # another selection replaced this one
         self._document, self._previous = _decode(document), _decode(previous)

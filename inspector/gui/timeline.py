@@ -56,6 +56,7 @@ STORE_CHANGE_THRESHOLD = 256 * 1024
 """The peer's own directory grows by a WAL page or two per collection: only larger changes are news."""
 FILTER_DELAY_MS = 250
 LOADING = "…"
+UNREADABLE = "cannot be read"
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 1
 """The row's history index (available before its page is loaded)."""
 TIME_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -127,6 +128,8 @@ class TimelineModel(QAbstractTableModel):
     countsChanged = Signal()
     """The number of documents or of matches changed."""
     searchingChanged = Signal(bool)
+    readFailed = Signal(object)
+    """A read of the history failed (the error), or reads work again (None)."""
 
     def __init__(
         self,
@@ -171,6 +174,11 @@ class TimelineModel(QAbstractTableModel):
 
     def searching_changed(self, searching: bool) -> None:
         self.searchingChanged.emit(searching)
+
+    def failed(self, error: Exception | None) -> None:
+        self.readFailed.emit(error)
+        if self.rowCount():
+            self.changed(0, self.rowCount() - 1)
 
     # --- for the window ------------------------------------------------------------------------
 
@@ -231,6 +239,10 @@ class TimelineModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         found = self.timeline.row(row)
         if found is None:
+            if self.timeline.is_row_unreadable(row):
+                if role == Qt.ItemDataRole.DisplayRole:
+                    return UNREADABLE if column == Column.TIME else ""
+                return str(self.timeline.error or "") if role == Qt.ItemDataRole.ToolTipRole else None
             if role == Qt.ItemDataRole.DisplayRole:
                 return LOADING if column == Column.TIME else ""
             return None
@@ -313,6 +325,7 @@ class TimelinePanel(QWidget):
         self.model = TimelineModel(source, tasks, clock, self)
         self.model.countsChanged.connect(self.update_status)
         self.model.searchingChanged.connect(lambda _searching: self.update_status())
+        self.model.readFailed.connect(lambda _error: self.update_status())
 
         title = QLabel("&Timeline")
         title.setObjectName("panelTitle")
@@ -427,7 +440,10 @@ class TimelinePanel(QWidget):
 
     def update_status(self) -> None:
         timeline = self.timeline
-        if timeline.searching:
+        if timeline.error is not None:
+            self.filter_status.setText("the history cannot be read")
+            self.filter_status.setToolTip(str(timeline.error))
+        elif timeline.searching:
             self.filter_status.setText("Searching…")
         elif timeline.match_count is None:
             self.filter_status.setText("")
@@ -436,7 +452,9 @@ class TimelinePanel(QWidget):
         else:
             count = timeline.match_count
             self.filter_status.setText(f"{count:,} match" + ("es" if count != 1 else ""))
-        if not timeline.loaded:
+        if timeline.error is not None and not timeline.loaded:
+            text = f"The history cannot be read.\n{timeline.error}"
+        elif not timeline.loaded:
             text = "Reading the history…"
         elif timeline.searching:
             text = "Searching the documents…"

@@ -64,6 +64,7 @@ class TimelineListener(Protocol):
     def changed(self, first: int, last: int) -> None: ...
     def counts_changed(self) -> None: ...
     def searching_changed(self, searching: bool) -> None: ...
+    def failed(self, error: Exception | None) -> None: ...
 
 
 class _Page:
@@ -116,6 +117,9 @@ class Timeline:
         self._pages: OrderedDict[int, _Page] = OrderedDict()
         self._wanted: set[int] = set()
         self._loading: set[int] = set()
+        self._unreadable: set[int] = set()  # pages whose read failed: not asked again until a refresh
+        self.error: Exception | None = None
+        """Why the last read failed (None once reads succeed again)."""
         self._fetch_scheduled = False
         self._appended: list[HistoryRow] = []
         self._append_to = 0
@@ -232,8 +236,12 @@ class Timeline:
             previous = below.rows.get(index - 1) if below is not None else None
         return page.rows[index], previous
 
+    def is_row_unreadable(self, row: int) -> bool:
+        """Whether the row's page could not be read (the source failed)."""
+        return self.index_at(row) // PAGE_SIZE in self._unreadable
+
     def _request(self, page: int) -> None:
-        if page in self._loading or page in self._wanted or self._closed:
+        if page in self._loading or page in self._wanted or page in self._unreadable or self._closed:
             return
         self._wanted.add(page)
         if not self._fetch_scheduled:
@@ -250,12 +258,17 @@ class Timeline:
 
     async def _fetch(self, pages: list[int]) -> None:
         newest_before = self._newest
+        result: dict[int, dict[int, HistoryRow]] = {}
         try:
-            result: dict[int, dict[int, HistoryRow]] = {}
             for number in pages:
                 first = number * PAGE_SIZE
                 read = await self.source.rows(first - 1, first + PAGE_SIZE - 1)
                 result[number] = {row.index: row for row in read}
+        except Exception as error:  # a damaged file, a lost connection: say so once, do not retry in a loop
+            self._unreadable.update(n for n in pages if n not in result)
+            self._set_error(error)
+        else:
+            self._set_error(None)
         finally:
             self._loading.difference_update(pages)
         if self._closed:
@@ -326,7 +339,11 @@ class Timeline:
 
     async def _match_new(self, version: int) -> None:
         since = self._matched_up_to
-        found, (_, newest) = await self.source.search(self._filter, SEARCH_LIMIT, since)
+        try:
+            found, (_, newest) = await self.source.search(self._filter, SEARCH_LIMIT, since)
+        except Exception as error:
+            self._set_error(error)
+            return
         if version != self._search_version or self._matches is None or self._closed:
             return
         found = [i for i in found if i > since and i >= self._oldest]
@@ -371,9 +388,15 @@ class Timeline:
             self._tell_changed([(min(touched), max(touched))])
 
     async def _read_bounds(self, reset: bool = False) -> None:
-        oldest, newest = await self.source.bounds()
+        try:
+            oldest, newest = await self.source.bounds()
+        except Exception as error:
+            self._set_error(error)
+            return
         if self._closed:
             return
+        self._unreadable.clear()
+        self._set_error(None)
         if newest == 0:
             oldest, newest = 1, 0
         self._listener.about_to_reset()
@@ -414,6 +437,9 @@ class Timeline:
     async def _search(self, needle: str, version: int) -> None:
         try:
             found, (oldest, newest) = await self.source.search(needle, SEARCH_LIMIT)
+        except Exception as error:
+            self._set_error(error)
+            return
         finally:
             if version == self._search_version:
                 self._set_searching(False)
@@ -432,6 +458,11 @@ class Timeline:
         self._listener.counts_changed()
         if self._newest > newest:  # documents arrived while searching
             self._spawn(self._match_new(version), "timeline: match new documents")
+
+    def _set_error(self, error: Exception | None) -> None:
+        if error is not self.error and not self._closed:
+            self.error = error
+            self._listener.failed(error)
 
     def _set_searching(self, searching: bool) -> None:
         if searching != self._searching:

@@ -74,6 +74,7 @@ def test_an_unusable_directory_is_a_message_and_exit_status_1(tmp_path):
 
     assert result.returncode == 1
     assert "Cannot open the peer's directory" in result.stderr
+    assert f"The persistence directory {not_a_directory} is a file, not a directory." in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -163,3 +164,48 @@ def test_closing_the_window_closes_the_peer_cleanly(
     gc.collect()
     assert "Task was destroyed but it is pending" not in caplog.text
     assert not [t for t in asyncio.all_tasks(qloop) if not t.done()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt's xcb plugin is a Linux matter")
+def test_missing_x11_libraries_are_one_line_that_fixes_them(tmp_path):
+    # A library nobody has stands in for a missing libxcb-cursor0: the launcher must say
+    # what to install instead of letting Qt abort the process.
+    code = (
+        "import sys; import inspector.desktop as d; "
+        "d.XCB_LIBRARIES['libno-such-xcb-library.so.9'] = 'libno-such-xcb-library9'; "
+        "import inspector.__main__ as m; sys.exit(m.main(['--dir', sys.argv[1]]))"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "DISPLAY": ":99"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "peer")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "sudo apt-get install libno-such-xcb-library9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "peer").exists()  # nothing was opened
+
+
+def test_the_desktop_entry_is_installed_valid_and_starts_this_installation(tmp_path):
+    import shutil
+
+    result = inspector_cli("--install-desktop-entry", env={"XDG_DATA_HOME": str(tmp_path)})
+
+    assert result.returncode == 0, result.stderr
+    desktop = tmp_path / "applications" / "small-peer-inspector.desktop"
+    icon = tmp_path / "icons" / "hicolor" / "scalable" / "apps" / "small-peer-inspector.svg"
+    assert f"wrote {desktop}" in result.stdout
+    assert icon.read_bytes().startswith(b"<")
+    exec_line = next(line for line in desktop.read_text().splitlines() if line.startswith("Exec="))
+    assert exec_line.endswith("small-peer-inspector")
+    validate = shutil.which("desktop-file-validate")
+    if validate is None:
+        assert os.environ.get("CI") != "true", "CI installs desktop-file-utils: the entry must be validated"
+        pytest.skip("desktop-file-validate is not installed (apt-get install desktop-file-utils)")
+    checked = subprocess.run([validate, str(desktop)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
