@@ -82,7 +82,7 @@ LEVELS = 10
 MAX_DOCUMENT_PATHS = 64
 """Numeric field paths of the document (metadata aside) kept per row; later new paths are not plotted."""
 MAX_METADATA_NUMBERS = 1024
-"""Numeric leaves of one metadata value kept for plotting; a value with more keeps its first ones."""
+"""Numeric leaves of the current metadata offered for plotting; a value with more offers its first ones."""
 CHUNK_TARGET = 1024
 """Average size of a metadata chunk (bytes)."""
 _CHUNK_MIN = 256
@@ -262,6 +262,7 @@ class _ThreadState:
     assembled: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
     slots: dict[str, int] = field(default_factory=dict)
     open_blocks: dict[int, _OpenBlock] = field(default_factory=dict)
+    tracked: dict[str, int] | None = None
     last_metadata_id: int | None = None
     inserts: int = 0
 
@@ -315,6 +316,119 @@ def numeric_leaves(value: Any, prefix: str = "", limit: int = MAX_METADATA_NUMBE
         elif type(node) in (int, float):
             found[path] = float(node)
     return found
+
+
+def encode_ids(ids: Sequence[int]) -> bytes:
+    """Chunk ids as zigzag deltas in LEB128: a new value mostly lists old chunks in order (1-2 bytes each)."""
+    out = bytearray()
+    previous = 0
+    for chunk_id in ids:
+        delta = chunk_id - previous
+        previous = chunk_id
+        value = (delta << 1) ^ (delta >> 63)
+        while value >= 0x80:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out)
+
+
+def decode_ids(data: bytes) -> list[int]:
+    ids = []
+    previous = shift = value = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+            continue
+        previous += (value >> 1) ^ -(value & 1)
+        ids.append(previous)
+        shift = value = 0
+    return ids
+
+
+def _pack_chunk(chunk: bytes) -> bytes:
+    packed = zlib.compress(chunk, 6)
+    return b"z" + packed if len(packed) < len(chunk) else b"r" + chunk
+
+
+def _unpack_chunk(data: bytes) -> bytes:
+    return zlib.decompress(data[1:]) if data[:1] == b"z" else data[1:]
+
+
+def insert_metadata(conn: sqlite3.Connection, metadata: MetadataValue) -> int:
+    """Store a new metadata value as chunks (sharing those already stored); returns its id (refs 0)."""
+    chunks = split_chunks(metadata.encoded)
+    hashes = [_hash(chunk) for chunk in chunks]
+    known: dict[bytes, int] = {}
+    unique = list(dict.fromkeys(hashes))
+    for offset in range(0, len(unique), 500):
+        part = unique[offset : offset + 500]
+        known.update(
+            conn.execute(f"SELECT hash, id FROM chunks WHERE hash IN ({','.join('?' * len(part))})", part)
+        )
+    ids = []
+    for chunk, key in zip(chunks, hashes, strict=True):
+        if key not in known:
+            known[key] = (
+                conn.execute(
+                    "INSERT INTO chunks (hash, data, refs) VALUES (?, ?, 0)", (key, _pack_chunk(chunk))
+                ).lastrowid
+                or 0
+            )
+        ids.append(known[key])
+    counts: dict[int, int] = {}
+    for chunk_id in ids:
+        counts[chunk_id] = counts.get(chunk_id, 0) + 1
+    conn.executemany("UPDATE chunks SET refs = refs + ? WHERE id = ?", [(n, i) for i, n in counts.items()])
+    return (
+        conn.execute(
+            "INSERT INTO metadata (hash, chunk_ids, size, refs) VALUES (?, ?, ?, 0)",
+            (metadata.hash, encode_ids(ids), metadata.size),
+        ).lastrowid
+        or 0
+    )
+
+
+def assemble_metadata(conn: sqlite3.Connection, metadata_id: int) -> bytes | None:
+    """The compact JSON of stored metadata ``metadata_id`` (None if there is no such value)."""
+    row = conn.execute("SELECT chunk_ids FROM metadata WHERE id = ?", (metadata_id,)).fetchone()
+    if row is None:
+        return None
+    ids = decode_ids(row[0])
+    unique = list(dict.fromkeys(ids))
+    data: dict[int, bytes] = {}
+    for offset in range(0, len(unique), 500):
+        part = unique[offset : offset + 500]
+        data.update(
+            conn.execute(f"SELECT id, data FROM chunks WHERE id IN ({','.join('?' * len(part))})", part)
+        )
+    return b"".join(_unpack_chunk(data[chunk_id]) for chunk_id in ids)
+
+
+def number_at(value: Any, path: str, prefix: str = "") -> float | None:
+    """The number at a dotted path of `numeric_leaves` in ``value``, or None.
+
+    Keys may themselves contain dots: at each level the longest key that matches wins.
+    """
+    if prefix:
+        if not path.startswith(prefix + "."):
+            return None
+        path = path[len(prefix) + 1 :]
+    node = value
+    rest = path
+    while rest:
+        if type(node) is not dict:
+            return None
+        parts = rest.split(".")
+        for taken in range(len(parts), 0, -1):
+            key = ".".join(parts[:taken])
+            if key in node:
+                node, rest = node[key], ".".join(parts[taken:])
+                break
+        else:
+            return None
+    return float(node) if type(node) in (int, float) else None
 
 
 class _SettingsWriter:
@@ -681,19 +795,11 @@ class Store(SQLiteWorker):
         if known is not None:
             state.metadata_ids.move_to_end(key)
             return known
-        conn = self._conn
-        row = conn.execute("SELECT id FROM metadata WHERE hash = ?", (key,)).fetchone()
+        row = self._conn.execute("SELECT id FROM metadata WHERE hash = ?", (key,)).fetchone()
         if row is not None:
             metadata_id = int(row[0])
         else:
-            chunk_ids = array("q", (self._chunk_id(chunk) for chunk in split_chunks(metadata.encoded)))
-            metadata_id = (
-                conn.execute(
-                    "INSERT INTO metadata (hash, chunk_ids, size, refs) VALUES (?, ?, ?, 0)",
-                    (key, chunk_ids.tobytes(), metadata.size),
-                ).lastrowid
-                or 0
-            )
+            metadata_id = insert_metadata(self._conn, metadata)
             self._store_metadata_numbers(metadata_id, metadata)
         state.metadata_ids[key] = metadata_id
         if len(state.metadata_ids) > 64:
@@ -701,35 +807,50 @@ class Store(SQLiteWorker):
         self._remember_assembled(metadata_id, metadata.encoded)
         return metadata_id
 
-    def _chunk_id(self, chunk: bytes) -> int:
-        key = _hash(chunk)
-        conn = self._conn
-        row = conn.execute("SELECT id FROM chunks WHERE hash = ?", (key,)).fetchone()
-        if row is not None:
-            conn.execute("UPDATE chunks SET refs = refs + 1 WHERE id = ?", (row[0],))
-            return int(row[0])
-        return (
-            conn.execute("INSERT INTO chunks (hash, data, refs) VALUES (?, ?, 1)", (key, chunk)).lastrowid
-            or 0
-        )
+    def _tracked_paths(self) -> dict[str, int]:
+        """Metadata field paths a plot asked for (their values are kept per stored metadata value)."""
+        state = self._state
+        if state.tracked is None:
+            state.tracked = dict(self._conn.execute("SELECT path, id FROM metadata_paths"))
+        return state.tracked
 
     def _store_metadata_numbers(self, metadata_id: int, metadata: MetadataValue) -> None:
-        numbers = numeric_leaves(metadata.copy(), "metadata")
-        if not numbers:
+        """Keep the tracked paths' values of a new metadata value (only those: most values have none)."""
+        tracked = self._tracked_paths()
+        if not tracked:
             return
+        value = metadata.copy()
+        rows = [
+            (metadata_id, path_id, number)
+            for path, path_id in tracked.items()
+            if (number := number_at(value, path, "metadata")) is not None
+        ]
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO metadata_numbers (metadata_id, path_id, value) VALUES (?, ?, ?)", rows
+        )
+
+    def _track(self, path: str, progress: Callable[[float], None] | None) -> int:
+        """Start keeping ``path``'s values: extract them from every stored metadata value, once."""
         conn = self._conn
-        for path in numbers:
-            conn.execute("INSERT OR IGNORE INTO metadata_paths (path) VALUES (?)", (path,))
-        ids = dict(
-            conn.execute(
-                f"SELECT path, id FROM metadata_paths WHERE path IN ({','.join('?' * len(numbers))})",
-                list(numbers),
-            )
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO metadata_numbers (metadata_id, path_id, value) VALUES (?, ?, ?)",
-            [(metadata_id, ids[path], value) for path, value in numbers.items()],
-        )
+        with self._transaction():
+            path_id = conn.execute("INSERT INTO metadata_paths (path) VALUES (?)", (path,)).lastrowid or 0
+        ids = [row[0] for row in conn.execute("SELECT id FROM metadata ORDER BY id")]
+        for done, offset in enumerate(range(0, len(ids), 100)):
+            rows = []
+            for metadata_id in ids[offset : offset + 100]:
+                encoded = self._assemble(metadata_id)
+                number = number_at(orjson.loads(encoded), path, "metadata") if encoded else None
+                if number is not None:
+                    rows.append((metadata_id, path_id, number))
+            with self._transaction():
+                conn.executemany(
+                    "INSERT OR REPLACE INTO metadata_numbers (metadata_id, path_id, value) VALUES (?, ?, ?)",
+                    rows,
+                )
+            if progress is not None:
+                progress(min(1.0, (done + 1) * 100 / max(1, len(ids))) * 0.5)
+        self._state.tracked = None
+        return path_id
 
     def _assemble(self, metadata_id: int) -> bytes | None:
         """The compact JSON of stored metadata ``metadata_id``."""
@@ -738,18 +859,9 @@ class Store(SQLiteWorker):
         if cached is not None:
             state.assembled.move_to_end(metadata_id)
             return cached
-        row = self._conn.execute("SELECT chunk_ids FROM metadata WHERE id = ?", (metadata_id,)).fetchone()
-        if row is None:
-            return None
-        ids = array("q")
-        ids.frombytes(row[0])
-        data = dict(
-            self._conn.execute(
-                f"SELECT id, data FROM chunks WHERE id IN ({','.join('?' * len(ids))})", list(ids)
-            )
-        )
-        encoded = b"".join(data[chunk_id] for chunk_id in ids)
-        self._remember_assembled(metadata_id, encoded)
+        encoded = assemble_metadata(self._conn, metadata_id)
+        if encoded is not None:
+            self._remember_assembled(metadata_id, encoded)
         return encoded
 
     def _remember_assembled(self, metadata_id: int, encoded: bytes) -> None:
@@ -773,9 +885,7 @@ class Store(SQLiteWorker):
             return
         chunk_counts: dict[int, int] = {}
         for metadata_id, chunk_blob in gone:
-            ids = array("q")
-            ids.frombytes(chunk_blob)
-            for chunk_id in ids:
+            for chunk_id in decode_ids(chunk_blob):
                 chunk_counts[chunk_id] = chunk_counts.get(chunk_id, 0) + 1
             self._state.assembled.pop(metadata_id, None)
         gone_ids = [row[0] for row in gone]
@@ -1235,8 +1345,15 @@ class Store(SQLiteWorker):
 
     def _numeric_paths(self) -> list[str]:
         document = [path for path, _ in sorted(self._slots().items(), key=lambda item: item[1])]
-        metadata = [row[0] for row in self._conn.execute("SELECT path FROM metadata_paths ORDER BY path")]
-        return document + metadata
+        current = (
+            self._conn.execute("SELECT metadata_id FROM history ORDER BY seq DESC LIMIT 1").fetchone()
+            or self._conn.execute(
+                "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'metadata_id'"
+            ).fetchone()
+        )
+        encoded = self._assemble(current[0]) if current else None
+        metadata = set(numeric_leaves(orjson.loads(encoded), "metadata")) if encoded else set()
+        return document + sorted(metadata | set(self._tracked_paths()))
 
     def _markers(self, first_ms: int, last_ms: int, limit: int) -> list[Marker]:
         rows = self._conn.execute(
@@ -1318,11 +1435,8 @@ class Store(SQLiteWorker):
         import numpy as np
 
         conn = self._conn
-        path_ids = dict(
-            conn.execute(
-                f"SELECT path, id FROM metadata_paths WHERE path IN ({','.join('?' * len(paths))})", paths
-            ).fetchall()
-        )
+        tracked = self._tracked_paths()
+        path_ids = {path: tracked[path] if path in tracked else self._track(path, progress) for path in paths}
         start = conn.execute(
             "SELECT seq FROM metadata_runs WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (first_seq,)
         ).fetchone()
@@ -1336,11 +1450,8 @@ class Store(SQLiteWorker):
             ).fetchall()
             runs.extend(chunk)
             if progress is not None:
-                progress(
-                    min(1.0, (chunk[-1][0] - first_seq + 1) / max(1, last_seq - first_seq + 1))
-                    if chunk
-                    else 1.0
-                )
+                done = (chunk[-1][0] - first_seq + 1) / max(1, last_seq - first_seq + 1) if chunk else 1.0
+                progress(0.5 + 0.5 * min(1.0, done))
             if len(chunk) < page:
                 break
             cursor = chunk[-1][0] + 1
@@ -1526,38 +1637,7 @@ class _MigrationState:
 
     def metadata_id(self, metadata: MetadataValue) -> int:
         row = self.conn.execute("SELECT id FROM metadata WHERE hash = ?", (metadata.hash,)).fetchone()
-        if row is not None:
-            return int(row[0])
-        chunk_ids = array("q")
-        for chunk in split_chunks(metadata.encoded):
-            key = _hash(chunk)
-            found = self.conn.execute("SELECT id FROM chunks WHERE hash = ?", (key,)).fetchone()
-            if found is None:
-                chunk_ids.append(
-                    self.conn.execute(
-                        "INSERT INTO chunks (hash, data, refs) VALUES (?, ?, 1)", (key, chunk)
-                    ).lastrowid
-                    or 0
-                )
-            else:
-                self.conn.execute("UPDATE chunks SET refs = refs + 1 WHERE id = ?", (found[0],))
-                chunk_ids.append(found[0])
-        metadata_id = (
-            self.conn.execute(
-                "INSERT INTO metadata (hash, chunk_ids, size, refs) VALUES (?, ?, ?, 0)",
-                (metadata.hash, chunk_ids.tobytes(), metadata.size),
-            ).lastrowid
-            or 0
-        )
-        numbers = numeric_leaves(metadata.copy(), "metadata")
-        for path, value in numbers.items():
-            self.conn.execute("INSERT OR IGNORE INTO metadata_paths (path) VALUES (?)", (path,))
-            path_id = self.conn.execute("SELECT id FROM metadata_paths WHERE path = ?", (path,)).fetchone()[0]
-            self.conn.execute(
-                "INSERT OR REPLACE INTO metadata_numbers (metadata_id, path_id, value) VALUES (?, ?, ?)",
-                (metadata_id, path_id, value),
-            )
-        return metadata_id
+        return int(row[0]) if row is not None else insert_metadata(self.conn, metadata)
 
     def numbers(self, values: Mapping[str, float]) -> array[float]:
         for path in values:
