@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, 
 
 from inspector.gui.highlighting import JsonHighlighter, follow_palette
 from inspector.gui.tasks import TaskSet
+from inspector.gui.text_loading import ProgressiveText
 from inspector.history.source import HistorySource
 
 __all__ = ["DIFF_CONTEXT_LINES", "DocumentPanel", "document_diff"]
@@ -87,6 +88,8 @@ class DocumentPanel(QWidget):
         self.view.setPlaceholderText(_EMPTY_TEXT)
         self.view.setAccessibleName("Selected document")
         self.highlighter = JsonHighlighter(self.view.document())
+        self.highlighter.follow_view(self.view)
+        self._text = ProgressiveText(self.view)
 
         self.diff_toggle.toggled.connect(self._render)
         self.copy_button.clicked.connect(self.copy)
@@ -142,7 +145,7 @@ class DocumentPanel(QWidget):
                 self._document = self._previous = None
                 self._render()
                 self.title.setText(f"Document #{index} cannot be read")
-                self.view.setPlainText(str(error))
+                self._text.load(str(error))
             return
         if version != self._version:
             return  # another selection replaced this one
@@ -160,6 +163,7 @@ class DocumentPanel(QWidget):
                 "Document" if self._index is None else f"Document #{self._index} is no longer stored"
             )
             self.highlighter.set_diff(False)
+            self._text.cancel()
             self.view.clear()
             return
         diff = self.diff_toggle.isChecked()
@@ -169,7 +173,12 @@ class DocumentPanel(QWidget):
         )
         self.highlighter.set_diff(diff)
         text = document_diff(self._previous, document, self._index or 0) if diff else _pretty(document)
-        self.view.setPlainText(text)
+        self._text.load(text)
+
+    @property
+    def loading(self) -> bool:
+        """Whether the document is still being put on screen."""
+        return self._text.loading
 
     def shown_text(self) -> str:
         return self.view.toPlainText()

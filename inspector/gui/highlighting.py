@@ -4,6 +4,12 @@ One line is one block and JSON strings never span lines, so a block is highlight
 from its own text alone: an edit re-highlights the edited line only, however large
 the document is. Positions from Python's ``re`` count code points, Qt's count UTF-16
 units; lines holding characters outside the BMP are mapped between the two.
+
+Following a view (`follow_view`), only the lines on screen and a margin around them
+are coloured; the others are marked pending and coloured when they scroll into view.
+Colouring 5,000 lines of JSON in Python costs about 80 ms: a screenful costs 2 ms.
+Lines longer than `LONG_LINE` characters are not coloured at all (a 2 MB line would
+take seconds).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import re
 from itertools import accumulate
 
-from PySide6.QtCore import QEvent
+from PySide6.QtCore import QEvent, QPoint, QRect
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -21,8 +27,16 @@ from PySide6.QtGui import (
     QTextCharFormat,
     QTextDocument,
 )
+from PySide6.QtWidgets import QPlainTextEdit
 
-__all__ = ["JsonHighlighter", "is_dark_palette", "utf16_offsets"]
+__all__ = ["LONG_LINE", "JsonHighlighter", "is_dark_palette", "utf16_offsets"]
+
+LONG_LINE = 10_000
+"""Lines longer than this many characters are left uncoloured."""
+_PENDING = -2
+"""Block state of a line left uncoloured because it was off screen."""
+_MARGIN = 40
+"""Lines above and below the screen that are coloured ahead of scrolling."""
 
 _TOKEN = re.compile(
     r'(?P<key>"(?:[^"\\]|\\.)*"(?=\s*:))'
@@ -69,7 +83,29 @@ class JsonHighlighter(QSyntaxHighlighter):
         super().__init__(document)
         self._diff = diff
         self._formats: dict[str, QTextCharFormat] = {}
+        self._view: QPlainTextEdit | None = None
+        self._window = (0, 3 * _MARGIN)
         self.update_palette()
+
+    def follow_view(self, view: QPlainTextEdit) -> None:
+        """Colour only what ``view`` shows (and a margin), the rest as it scrolls into view."""
+        self._view = view
+        view.updateRequest.connect(self._on_update_request)
+
+    def _on_update_request(self, _rect: QRect, _dy: int) -> None:
+        view = self._view
+        if view is None:
+            return
+        first = view.cursorForPosition(QPoint(0, 0)).blockNumber()
+        last = view.cursorForPosition(QPoint(0, view.viewport().height())).blockNumber()
+        self._window = (max(0, first - _MARGIN), last + _MARGIN)
+        document = self.document()
+        for number in range(max(0, first - 2), last + 3):
+            block = document.findBlockByNumber(number)
+            if not block.isValid():
+                break
+            if block.userState() == _PENDING:
+                self.rehighlightBlock(block)
 
     @property
     def diff(self) -> bool:
@@ -100,6 +136,14 @@ class JsonHighlighter(QSyntaxHighlighter):
         return self._formats[kind]
 
     def highlightBlock(self, text: str) -> None:
+        if self._view is not None:
+            first, last = self._window
+            if not first <= self.currentBlock().blockNumber() <= last:
+                self.setCurrentBlockState(_PENDING)
+                return
+        self.setCurrentBlockState(0)
+        if len(text) > LONG_LINE:
+            return
         start = 0
         offsets = utf16_offsets(text)
         if self._diff and text:

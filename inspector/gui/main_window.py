@@ -65,7 +65,7 @@ class MainWindow(QMainWindow):
         self.history = LocalHistory(ditto)
         self.collection_controls = CollectionControls(self.bridge, self._tasks, self._clock)
         self.scope_control = SyncScopeControl(self.bridge, self._tasks)
-        self.metadata_panel = MetadataEditorPanel(ditto.small_peer_info)
+        self.metadata_panel = MetadataEditorPanel(ditto.small_peer_info, self._tasks)
         self.timeline_panel = TimelinePanel(self.history, self._tasks, self._clock, self._empty_timeline_text)
         self.document_panel = DocumentPanel(self.history, self._tasks)
         self.status_bar = PeerStatusBar(ditto, self.bridge, self._clock)

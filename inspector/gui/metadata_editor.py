@@ -10,14 +10,26 @@ What the peer holds is compared by compact encoding, so re-indenting the text is
 a change: Apply is enabled only for a valid value that differs from the peer's.
 The editor follows metadata changed elsewhere (another window, the API) while it
 holds no unsaved edits; with unsaved edits it keeps them and says so.
+
+Nothing here may freeze the window (SPEC §4, and the budget of 16 ms on the UI
+thread): a change from elsewhere is taken up after the setter has returned and
+loaded a slice of lines per turn of the event loop (`ProgressiveText`); only the
+lines on screen are coloured; a text longer than `OFFLOAD_CHARS` is validated on a
+worker thread; a paste of more than `PASTE_LIMIT` characters is refused with its
+size (the validator would refuse it anyway), and a pasted line longer than
+`LONG_PASTE_LINE` characters is pretty-printed when it is valid JSON (the value is
+the same; Qt needs seconds to lay out a megabyte on one line) or refused with the
+reason when it is not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QMimeData, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -40,12 +52,29 @@ from PySide6.QtWidgets import (
 
 from inspector.core.errors import DittoClosedError, MetadataValidationError, MetadataValidationReason
 from inspector.core.events import MetadataValue
-from inspector.core.metadata import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES, ValidatedMetadata, validate
+from inspector.core.metadata import (
+    MAX_METADATA_DEPTH,
+    MAX_METADATA_SIZE_BYTES,
+    MAX_METADATA_TEXT_CHARS,
+    ValidatedMetadata,
+    validate,
+)
 from inspector.core.small_peer_info import SmallPeerInfo
 from inspector.gui.formatting import format_bytes
 from inspector.gui.highlighting import JsonHighlighter, follow_palette, is_dark_palette
+from inspector.gui.tasks import TaskSet
+from inspector.gui.text_loading import ProgressiveText
 
-__all__ = ["VALIDATION_DELAY_MS", "MetadataEditorPanel", "describe_error", "pretty_json"]
+__all__ = [
+    "LONG_PASTE_LINE",
+    "OFFLOAD_CHARS",
+    "PASTE_LIMIT",
+    "VALIDATION_DELAY_MS",
+    "MetadataEditorPanel",
+    "MetadataTextEdit",
+    "describe_error",
+    "pretty_json",
+]
 
 VALIDATION_DELAY_MS = 120
 """Pause in typing after which the text is validated (validation itself takes ~1 ms at 128 KiB)."""
@@ -54,6 +83,21 @@ _R = MetadataValidationReason
 # What the wave underline covers from the error position: a word or number, a string, or one character.
 _ERROR_TOKEN = re.compile(r'[\w.+\-]+|"(?:[^"\\]|\\.)*"?|.')
 _LIMIT = format_bytes(MAX_METADATA_SIZE_BYTES)
+PASTE_LIMIT = MAX_METADATA_TEXT_CHARS
+"""Longest text (characters) the editor takes in one paste."""
+LONG_PASTE_LINE = 64 * 1024
+"""A pasted line longer than this is pretty-printed (valid JSON) or refused (not JSON)."""
+OFFLOAD_CHARS = 256 * 1024
+"""Texts longer than this are validated on a worker thread."""
+
+Outcome = ValidatedMetadata | MetadataValidationError
+
+
+def _outcome(text: str) -> Outcome:
+    try:
+        return validate(text)
+    except MetadataValidationError as error:
+        return error
 
 
 def pretty_json(encoded: bytes | str) -> str:
@@ -82,9 +126,45 @@ def describe_error(error: MetadataValidationError) -> str:
         limit = f"must be under {MAX_METADATA_SIZE_BYTES:,} B ({_LIMIT})"
         if error.size is None:
             return f"too large — {limit}"
-        size = f"{error.size:,} B" if not error.size_is_lower_bound else f"over {format_bytes(error.size)}"
+        size = f"at least {format_bytes(error.size)}" if error.size_is_lower_bound else f"{error.size:,} B"
         return f"too large — {size} as compact JSON, {limit}"
     return f"not representable as JSON{where} — {error.message}"
+
+
+class MetadataTextEdit(QPlainTextEdit):
+    """The editor itself: long texts go in a slice at a time; pastes it cannot show are refused."""
+
+    pasteRefused = Signal(str)
+    """Why a paste was refused, in a sentence."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.progressive = ProgressiveText(self)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        if not source.hasText():
+            super().insertFromMimeData(source)
+            return
+        text = source.text()
+        if len(text) > PASTE_LIMIT:
+            self.pasteRefused.emit(
+                f"Not pasted: the clipboard holds {format_bytes(len(text))} of text "
+                f"({len(text):,} characters); the editor takes at most {format_bytes(PASTE_LIMIT)}, "
+                f"and metadata must be under {_LIMIT} as compact JSON."
+            )
+            return
+        if max(map(len, text.splitlines() or [text])) > LONG_PASTE_LINE:
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as error:
+                self.pasteRefused.emit(
+                    f"Not pasted: the clipboard holds a line of {format_bytes(len(text))} that is not "
+                    f"valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+                    "a line that long cannot be edited here. Fix it or pretty-print it first."
+                )
+                return
+            text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode("utf-8")
+        self.progressive.insert(text, self.textCursor())
 
 
 class MetadataEditorPanel(QWidget):
@@ -93,10 +173,17 @@ class MetadataEditorPanel(QWidget):
     message = Signal(str)
     """A passing note for the window's status bar (applied, followed an outside change...)."""
 
-    def __init__(self, small_peer_info: SmallPeerInfo, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, small_peer_info: SmallPeerInfo, tasks: TaskSet | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("metadataPanel")
         self._small_peer_info = small_peer_info
+        self._tasks = tasks
+        self._revision = 0  # counts edits: a validation answers for the revision it read
+        self._validating: int | None = None  # the revision being validated on the worker thread
+        self._executor: ThreadPoolExecutor | None = None
+        self._incoming: MetadataValue | None = None
         self._peer_encoded: bytes = small_peer_info.metadata_json_string.encode("utf-8")
         self._baseline: bytes = self._peer_encoded  # what the editor was last loaded with or applied
         self._valid: ValidatedMetadata | None = None
@@ -110,17 +197,18 @@ class MetadataEditorPanel(QWidget):
         hint.setObjectName("panelHint")
         hint.setWordWrap(True)
 
-        self.editor = QPlainTextEdit()
-
+        self.editor = MetadataTextEdit()
         self.editor.setObjectName("metadataEditor")
         self.editor.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.editor.setTabStopDistance(self.editor.fontMetrics().horizontalAdvance("  "))
         self.editor.setAccessibleName("Metadata JSON")
         self.highlighter = JsonHighlighter(self.editor.document())
+        self.highlighter.follow_view(self.editor)
+        self._text = self.editor.progressive
+        self._text.finished.connect(self._loaded)
 
         self.status = QLabel()
-
         self.status.setObjectName("metadataStatus")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setWordWrap(True)  # an error message can be long: it wraps rather than clips
@@ -145,7 +233,6 @@ class MetadataEditorPanel(QWidget):
         self.format_action.triggered.connect(self.format_text)
 
         self.format_button = QPushButton("Format")
-
         self.format_button.setObjectName("formatMetadataButton")
         self.revert_button = QPushButton("Revert")
         self.revert_button.setObjectName("revertMetadataButton")
@@ -168,7 +255,12 @@ class MetadataEditorPanel(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(VALIDATION_DELAY_MS)
         self._debounce.timeout.connect(self.validate_now)
-        self.editor.textChanged.connect(self._debounce.start)
+        self.editor.textChanged.connect(self._on_text_changed)
+        self.editor.pasteRefused.connect(lambda reason: self._set_notice(reason, "error"))
+        self._follow = QTimer(self)
+        self._follow.setSingleShot(True)
+        self._follow.setInterval(0)
+        self._follow.timeout.connect(self._take_up_incoming)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.format_button)
@@ -202,28 +294,75 @@ class MetadataEditorPanel(QWidget):
     def error(self) -> MetadataValidationError | None:
         return self._error
 
+    @property
+    def loading(self) -> bool:
+        """Whether a text is still being put into the editor (it is read-only meanwhile)."""
+        return self._text.loading
+
+    @property
+    def busy(self) -> bool:
+        """Whether the panel still has work queued: an outside change, a load, a validation."""
+        return self._follow.isActive() or self._text.loading or self._validating is not None
+
     def has_unsaved_edits(self) -> bool:
         """Whether the text holds a value other than the one it was loaded with (or is invalid)."""
-        if self._debounce.isActive():
-            self.validate_now()
+        self._ensure_validated()
         return self._valid is None or self._valid.encoded != self._baseline
 
     def shutdown(self) -> None:
         """Stop pending work (the window is closing)."""
         self._debounce.stop()
+        self._follow.stop()
+        self._text.cancel()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _on_text_changed(self) -> None:
+        self._revision += 1
+        if not self._text.loading:
+            self._debounce.start()
 
     # --- validation ---------------------------------------------------------------------------------
 
     def validate_now(self) -> None:
-        """Validate the editor's text and show the outcome (the debounce timer calls this)."""
+        """Validate the editor's text and show the outcome (the debounce timer calls this).
+
+        A text longer than `OFFLOAD_CHARS` is validated on a worker thread (when the
+        panel has a task set to run it); the status says "validating…" meanwhile.
+        """
         self._debounce.stop()
-        try:
-            valid = validate(self.editor.toPlainText())
-        except MetadataValidationError as exc:
+        text = self.editor.toPlainText()
+        if len(text) > OFFLOAD_CHARS and self._tasks is not None:
+            self._validating = self._revision
+            self._set_status("validating…", "pending", f"{len(text):,} characters")
+            self._tasks.spawn(self._validate_elsewhere(text, self._revision), "metadata: validate")
+            return
+        self._validating = None
+        self._show(_outcome(text))
+
+    def _ensure_validated(self) -> None:
+        """Make `validated` current (an action needs the answer now, however long the text)."""
+        if self._debounce.isActive() or self._validating is not None:
+            self._debounce.stop()
+            self._validating = None
+            self._show(_outcome(self.editor.toPlainText()))
+
+    async def _validate_elsewhere(self, text: str, revision: int) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="inspector-validate")
+        outcome = await asyncio.get_running_loop().run_in_executor(self._executor, _outcome, text)
+        if self._validating == revision == self._revision:
+            self._validating = None
+            self._show(outcome)
+
+    def _show(self, outcome: Outcome) -> None:
+        if isinstance(outcome, MetadataValidationError):
+            exc = outcome
             self._valid, self._error = None, exc
             self._set_status(describe_error(exc), "error", exc.message)
             self._mark_error(exc)
         else:
+            valid = outcome
             self._valid, self._error = valid, None
             size = format_bytes(valid.size)
             self._set_status(
@@ -302,7 +441,7 @@ class MetadataEditorPanel(QWidget):
 
     def apply(self) -> None:
         """Give the editor's value to the peer (Apply, Ctrl+S)."""
-        self.validate_now()
+        self._ensure_validated()
         valid = self._valid
         if valid is None or valid.encoded == self._peer_encoded:
             return
@@ -325,7 +464,7 @@ class MetadataEditorPanel(QWidget):
 
     def format_text(self) -> None:
         """Pretty-print the editor's JSON in place (undoable); the value does not change."""
-        self.validate_now()
+        self._ensure_validated()
         if self._valid is None:
             return
         text = pretty_json(self._valid.encoded)
@@ -343,23 +482,46 @@ class MetadataEditorPanel(QWidget):
         block = self.editor.document().findBlockByNumber(line)
         if block.isValid():
             self.editor.setTextCursor(QTextCursor(block))
+        self._ensure_validated()
         self.validate_now()
 
     def _load(self, encoded: bytes) -> None:
-        self.editor.setPlainText(pretty_json(encoded))
+        """Show ``encoded`` (the peer's), a slice at a time when long; read-only until it is all in."""
         self._baseline = encoded
+        self._debounce.stop()
+        self.editor.setReadOnly(True)
+        self._set_status("loading…", "pending", "")
+        self._text.load(pretty_json(encoded))
+
+    def _loaded(self) -> None:
+        self.editor.setReadOnly(False)
+        self._debounce.stop()
         self.validate_now()
 
     # --- the peer -----------------------------------------------------------------------------------
 
     def on_metadata_changed(self, metadata: MetadataValue) -> None:
-        """The peer's metadata changed (here or elsewhere): follow it unless there are unsaved edits."""
+        """The peer's metadata changed (here or elsewhere): follow it unless there are unsaved edits.
+
+        Taken up on the next turn of the event loop: the setter that changed it does not wait.
+        """
+        self._incoming = metadata
+        self._follow.start()
+
+    def _take_up_incoming(self) -> None:
+        metadata, self._incoming = self._incoming, None
+        if metadata is None:
+            return
         new = metadata.encoded
-        if self._debounce.isActive():
-            self.validate_now()
-        dirty = self._valid is None or self._valid.encoded != self._baseline
+        interrupted = self._text.loading
+        if interrupted:
+            self._text.cancel()  # a newer value replaces the one being loaded: the text is partial
+            dirty = False
+        else:
+            self._ensure_validated()
+            dirty = self._valid is None or self._valid.encoded != self._baseline
         self._peer_encoded = new
-        if self._valid is not None and self._valid.encoded == new:
+        if not interrupted and self._valid is not None and self._valid.encoded == new:
             self._baseline = new  # the editor already shows it (our own Apply, or the same edit)
             self._set_notice(None)
         elif not dirty:

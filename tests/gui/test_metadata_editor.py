@@ -3,7 +3,7 @@
 import orjson
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QTextCharFormat
+from PySide6.QtGui import QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit
 
 from inspector import MAX_METADATA_SIZE_BYTES
@@ -25,6 +25,11 @@ def type_text(qtbot, editor: QPlainTextEdit, text: str):
 
 def status_of(window):
     return window.metadata_panel.status.text()
+
+
+def settle(qtbot, window):
+    """Let the panel take up what happened (outside changes arrive on the next turn of the loop)."""
+    qtbot.waitUntil(lambda: not window.metadata_panel.busy)
 
 
 def wait_status(qtbot, window, prefix):
@@ -232,6 +237,7 @@ def test_next_document_carries_applied_metadata(window, ditto, qtbot, run):
 
 def test_revert_shows_the_peers_metadata_again_and_can_be_undone(window, ditto, qtbot):
     ditto.small_peer_info.metadata = {"site": "lab"}
+    settle(qtbot, window)
     panel = window.metadata_panel
     type_text(qtbot, panel.editor, '{"site": "edited"}')
     qtbot.waitUntil(panel.revert_button.isEnabled)
@@ -265,8 +271,9 @@ def test_format_is_offered_only_for_valid_json(window, qtbot):
     qtbot.waitUntil(lambda: not window.metadata_panel.format_button.isEnabled())
 
 
-def test_follows_metadata_changed_elsewhere_without_unsaved_edits(window, ditto):
+def test_follows_metadata_changed_elsewhere_without_unsaved_edits(window, ditto, qtbot):
     ditto.small_peer_info.metadata = {"from": "elsewhere"}
+    settle(qtbot, window)
 
     panel = window.metadata_panel
     assert panel.editor.toPlainText() == '{\n  "from": "elsewhere"\n}'
@@ -282,6 +289,8 @@ def test_keeps_unsaved_edits_when_metadata_changes_elsewhere_and_says_so(window,
     type_text(qtbot, panel.editor, '{"mine": true}')
 
     ditto.small_peer_info.metadata = {"theirs": True}
+
+    settle(qtbot, window)
 
     assert panel.editor.toPlainText() == '{"mine": true}'
     assert panel.notice.isVisible()
@@ -299,6 +308,8 @@ def test_keeps_an_invalid_draft_when_metadata_changes_elsewhere(window, ditto, q
 
     ditto.small_peer_info.metadata = {"theirs": 1}
 
+    settle(qtbot, window)
+
     assert panel.editor.toPlainText() == '{"half": '
     assert panel.notice.isVisible()
 
@@ -310,13 +321,16 @@ def test_an_outside_change_to_the_value_being_edited_is_not_a_conflict(window, d
 
     ditto.small_peer_info.metadata = {"same": 1}
 
+    settle(qtbot, window)
+
     assert not panel.notice.isVisible()
     assert not panel.apply_button.isEnabled()
     assert panel.editor.toPlainText() == '{"same": 1}'
 
 
-def test_json_is_highlighted(window, ditto):
+def test_json_is_highlighted(window, ditto, qtbot):
     ditto.small_peer_info.metadata = {"key": "value", "n": 1}
+    settle(qtbot, window)
     panel = window.metadata_panel
     block = panel.editor.document().findBlockByNumber(1)  # '  "key": "value",'
     colours = {(r.start, r.length): r.format.foreground().color() for r in block.layout().formats()}
@@ -335,10 +349,12 @@ def test_the_mark_covers_the_whole_offending_word(window, qtbot):
     assert error_marks(editor) == [(9, 13, "oops")]
 
 
-def test_highlighting_follows_a_switch_to_a_dark_palette(window, ditto):
+def test_highlighting_follows_a_switch_to_a_dark_palette(window, ditto, qtbot):
     from PySide6.QtGui import QColor, QPalette
 
     ditto.small_peer_info.metadata = {"key": 1}
+
+    settle(qtbot, window)
     panel = window.metadata_panel
     light_key = panel.highlighter.format_for("key").foreground().color()
     dark = QPalette(panel.palette())
@@ -350,3 +366,97 @@ def test_highlighting_follows_a_switch_to_a_dark_palette(window, ditto):
     dark_key = panel.highlighter.format_for("key").foreground().color()
     assert dark_key != light_key
     assert dark_key.lightness() > light_key.lightness()
+
+
+def big_metadata(size=127 * 1024):
+    value, i = {}, 0
+    while len(orjson.dumps(value)) < size:
+        value[f"key{i:05d}"] = {"name": f"device-{i}-" + "x" * 40, "n": i, "tags": ["a", "b", i * 1.5]}
+        i += 1
+    value.popitem()
+    return value
+
+
+def paste(editor, text):
+    from PySide6.QtCore import QMimeData
+
+    mime = QMimeData()
+    mime.setText(text)
+    editor.setFocus()
+    editor.selectAll()
+    editor.insertFromMimeData(mime)
+
+
+def test_an_outside_change_is_taken_up_after_the_setter_returned(window, ditto, qtbot):
+    panel = window.metadata_panel
+    value = big_metadata()
+
+    ditto.small_peer_info.metadata = value
+
+    assert panel.editor.toPlainText() == "{}"  # the setter did not wait for the editor
+    settle(qtbot, window)
+    assert orjson.loads(panel.editor.toPlainText()) == value
+    assert panel.editor.toPlainText() == orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    assert not panel.editor.document().isUndoAvailable()  # loading is not an edit
+    assert not panel.editor.isReadOnly()
+    assert status_of(window).startswith("valid")
+
+
+def test_only_lines_on_screen_are_coloured_until_they_scroll_into_view(window, ditto, qtbot):
+    panel = window.metadata_panel
+    ditto.small_peer_info.metadata = big_metadata()
+    settle(qtbot, window)
+    document = panel.editor.document()
+    far = document.findBlockByNumber(document.blockCount() - 3)
+    assert far.layout().formats() == []
+
+    panel.editor.setTextCursor(QTextCursor(far))
+    panel.editor.ensureCursorVisible()
+    qtbot.waitUntil(lambda: far.layout().formats() != [])
+
+
+def test_pasting_megabytes_is_refused_with_the_size_and_changes_nothing(window, qtbot):
+    panel = window.metadata_panel
+    huge = '{"blob": "' + "z" * 4_000_000 + '"}'
+
+    paste(panel.editor, huge)
+
+    assert panel.editor.toPlainText() == "{}"
+    assert panel.notice.isVisible()
+    assert panel.notice.text().startswith(
+        "Not pasted: the clipboard holds 3.8 MiB of text (4,000,012 characters)"
+    )
+
+
+def test_a_long_single_line_of_json_is_pasted_pretty_printed(window, qtbot):
+    panel = window.metadata_panel
+    value = big_metadata(100 * 1024)
+
+    paste(panel.editor, orjson.dumps(value).decode())
+
+    settle(qtbot, window)
+    assert panel.editor.toPlainText() == orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    assert status_of(window).startswith("valid")
+    panel.editor.undo()  # the whole paste is one step: the text before it is back
+    assert panel.editor.toPlainText() == "{}"
+
+
+def test_a_long_single_line_that_is_not_json_is_refused_with_where_it_breaks(window, qtbot):
+    panel = window.metadata_panel
+
+    paste(panel.editor, '{"a": "' + "q" * 100_000 + '" oops}')
+
+    assert panel.editor.toPlainText() == "{}"
+    assert "is not valid JSON (line 1, column 100010" in panel.notice.text()
+
+
+def test_a_long_text_is_validated_off_the_ui_thread(window, qtbot):
+    panel = window.metadata_panel
+    text = '{\n  "pad": "' + "w" * 300_000 + '"\n}'  # pretty, over 256 KiB, and too large
+
+    type_text(qtbot, panel.editor, '{"x": 1}')
+    paste(panel.editor, text)
+    settle(qtbot, window)
+
+    assert status_of(window).startswith("too large — 300,")
+    assert not panel.apply_button.isEnabled()
