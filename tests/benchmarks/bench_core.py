@@ -1,33 +1,46 @@
-"""Core benchmarks (run by hand: ``python tests/benchmarks/bench_core.py [--collections N]``).
+"""The peer's storage and collection, for several shapes of 127 KiB metadata.
 
-Prints each result as a ratio against a baseline measured in the same run:
+``python -m tests.benchmarks.bench_core [--quick] [--collections N]``
 
-* the metadata setters for a 127 KiB object, against ``orjson.loads`` of the same
-  text (target: <= 2x);
-* database bytes per collected document after N collections with unchanged 127 KiB
-  metadata (target: <= 2 KiB), against the size of one such document as JSON.
+* **Database bytes per document** after N collections (checkpointed, file sizes on
+  disk), against the size of one such document as JSON: metadata unchanged
+  (<= 2 KiB/doc), and one field changing every collection — a key appended at the
+  end, a number in the middle, a counter beside a 127 KiB string (<= 4 KiB/doc).
+* **Longest event-loop stall during collection** at a 0.1 s interval, with the
+  metadata unchanged and with it changing every collection (<= 10 ms), against the
+  longest stall of the same loop with collection off. A ticker task sleeping 1 ms
+  records the gaps between its wake-ups.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import string
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from inspector import Ditto
+from inspector import Ditto, HistoryRetention
+from tests.benchmarks.common import Result, main
+
+KIB = 1024
+SIZE = 127 * KIB
+RETENTION = HistoryRetention(max_documents=10_000_000, max_age_seconds=1e9, max_bytes=2**40)
 
 
-def metadata_of(size: int) -> dict:
+def many_keys(size: int = SIZE) -> dict[str, Any]:
     rng = random.Random(7)
-    value: dict = {}
+    value: dict[str, Any] = {}
     i = 0
-    while len(orjson.dumps(value)) < size:
+    while len(orjson.dumps(value)) < size - 200:
         value[f"key{i}"] = {
             "name": "".join(rng.choices(string.ascii_letters, k=40)),
             "n": i,
@@ -35,88 +48,142 @@ def metadata_of(size: int) -> dict:
             "ok": True,
         }
         i += 1
-    value.popitem()
     return value
 
 
-def best_of(fn, repeat: int = 7, number: int = 200) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
-    return best
+def blob(size: int = SIZE) -> dict[str, Any]:
+    return {"blob": "m" * (size - 200)}
 
 
-async def setter_cost(directory: Path) -> None:
-    value = metadata_of(127 * 1024)
-    text = orjson.dumps(value).decode()
-    pretty = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
-    async with Ditto(directory) as peer:
-        sp = peer.small_peer_info
-        baseline = best_of(lambda: orjson.loads(text))
-        toggle = [text, text.replace('"key0"', '"kex0"')]  # alternate so every set is a real change
-        flip = iter(range(10**9))
-
-        def set_text():
-            sp.metadata_json_string = toggle[next(flip) % 2]
-
-        values = [value, orjson.loads(toggle[1])]
-
-        def set_value():
-            sp.metadata = values[next(flip) % 2]
-
-        def set_pretty():
-            sp.metadata_json_string = pretty
-
-        results = {
-            "metadata_json_string = compact text": best_of(set_text),
-            "metadata_json_string = pretty text": best_of(set_pretty),
-            "metadata = dict": best_of(set_value),
-        }
-    print(f"\nsetter cost, 127 KiB metadata ({len(text):,} bytes compact)")
-    print(f"  baseline orjson.loads(text): {baseline * 1e3:.3f} ms")
-    for name, seconds in results.items():
-        print(f"  {name:40s} {seconds * 1e3:.3f} ms  = {seconds / baseline:.2f}x  (target <= 2x)")
+Changer = Callable[[dict[str, Any], int], None]
 
 
-async def bytes_per_document(directory: Path, collections: int) -> None:
-    value = {"blob": "m" * (127 * 1024 - 20)}
-    async with Ditto(directory, small_peer_info_interval=300) as peer:
+def append_counter(value: dict[str, Any], i: int) -> None:
+    value["counter"] = i
+
+
+def change_middle(value: dict[str, Any], i: int) -> None:
+    keys = list(value)
+    value[keys[len(keys) // 2]]["n"] = i
+
+
+SHAPES: list[tuple[str, Callable[[], dict[str, Any]], Changer | None, float]] = [
+    ("unchanged, many keys", many_keys, None, 2048),
+    ("unchanged, one string", blob, None, 2048),
+    ("key appended and changing", many_keys, append_counter, 4096),
+    ("number in the middle changing", many_keys, change_middle, 4096),
+    ("counter beside a string", blob, append_counter, 4096),
+]
+
+
+async def bytes_per_document(
+    directory: Path, make: Callable[[], dict[str, Any]], change: Changer | None, collections: int
+) -> tuple[float, int]:
+    value = make()
+    async with Ditto(directory, small_peer_info_interval=300, history_retention=RETENTION) as peer:
         sp = peer.small_peer_info
         sp.metadata = value
         sp.is_enabled = True
         document = await sp.collect_now()
-        await peer.store.run(peer.store.checkpoint)
-        empty = peer.store.database_bytes()
-        start = time.perf_counter()
-        for _ in range(collections):
+        assert document is not None
+        await peer.store.checkpoint()
+        before = peer.store.database_bytes()
+        for i in range(collections):
+            if change is not None:
+                change(value, i)
+                sp.metadata = value
             await sp.collect_now()
-        elapsed = time.perf_counter() - start
-        await peer.store.run(peer.store.checkpoint)
-        grown = peer.store.database_bytes()
-    per_document = (grown - empty) / collections
-    document_bytes = len(orjson.dumps(document))
-    print(f"\nstorage after {collections:,} collections with unchanged 127 KiB metadata")
-    print(f"  baseline: one document as JSON = {document_bytes:,} bytes")
-    print(
-        f"  database growth per document = {per_document:,.0f} bytes = {per_document / document_bytes:.4f}x"
-        f"  (target <= 2048 bytes)"
-    )
-    print(f"  database file: {grown / 1e6:.1f} MB; {collections / elapsed:,.0f} collections/s")
+        await peer.store.checkpoint()
+        grown = peer.store.database_bytes() - before
+    return grown / collections, len(orjson.dumps(document))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--collections", type=int, default=10_000)
-    args = parser.parse_args()
+async def longest_stall(seconds: float, work: Callable[[], Any] | None = None) -> float:
+    """The longest gap (s) between wake-ups of a 1 ms ticker while ``work`` runs."""
+    loop = asyncio.get_running_loop()
+    longest = 0.0
+    deadline = loop.time() + seconds
+    last = loop.time()
+    while (now := loop.time()) < deadline:
+        longest = max(longest, now - last)
+        last = now
+        if work is not None:
+            work()
+        await asyncio.sleep(0.001)
+    return max(longest, loop.time() - last)
+
+
+async def tick_stalls(
+    directory: Path, make: Callable[[], dict[str, Any]], changing: bool, seconds: float
+) -> float:
+    value = make()
+    async with Ditto(directory, small_peer_info_interval=0.1, history_retention=RETENTION) as peer:
+        sp = peer.small_peer_info
+        sp.metadata = value
+        counter = [0]
+
+        def change() -> None:
+            # Once per collection: what a user's app setting a metric every interval does.
+            if changing and sp.last_collected_at and counter[0] != int(sp.last_collected_at * 10):
+                counter[0] = int(sp.last_collected_at * 10)
+                value["counter"] = counter[0]
+                sp.metadata = value
+
+        sp.is_enabled = True
+        await asyncio.sleep(0.5)  # warm-up: the first collections, caches
+        gc.collect()
+        stall = await longest_stall(seconds, change)
+        sp.is_enabled = False
+    return stall
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--collections", type=int, default=2000, help="collections per storage shape")
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    collections = 100 if args.quick else args.collections
+    seconds = 2.0 if args.quick else 10.0
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(setter_cost(Path(tmp) / "setter"))
-        asyncio.run(bytes_per_document(Path(tmp) / "storage", args.collections))
+        for index, (name, make, change, budget) in enumerate(SHAPES):
+            per_document, document = asyncio.run(
+                bytes_per_document(Path(tmp) / f"bytes{index}", make, change, collections)
+            )
+            results.append(
+                Result(
+                    "database growth",
+                    f"{name} ({collections:,} collections)",
+                    per_document,
+                    document,
+                    "one document as JSON",
+                    "B/doc",
+                    max_value=budget,
+                )
+            )
+        idle = asyncio.run(longest_stall(seconds))
+        for index, (name, make, changing) in enumerate(
+            [
+                ("unchanged 127 KiB metadata", many_keys, False),
+                ("127 KiB metadata changing every tick", many_keys, True),
+            ]
+        ):
+            started = time.perf_counter()
+            stall = asyncio.run(tick_stalls(Path(tmp) / f"tick{index}", make, changing, seconds))
+            results.append(
+                Result(
+                    "collection at 0.1 s",
+                    f"longest loop stall, {name}",
+                    stall * 1000,
+                    idle * 1000,
+                    "same loop, collection off",
+                    "ms",
+                    max_value=10.0,
+                    note=f"{time.perf_counter() - started:.0f} s run",
+                )
+            )
+    return results
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(run, __doc__, add_arguments))
