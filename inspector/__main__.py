@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from inspector._version import __version__
-from inspector.core.ditto import MIN_INTERVAL
+from inspector.core.limits import MIN_INTERVAL
 
 __all__ = ["TOKEN_ENV", "build_parser", "main"]
 

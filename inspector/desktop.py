@@ -7,10 +7,7 @@ so the launcher checks them first and prints the one line that fixes it.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +44,8 @@ def uses_xcb(environ: Mapping[str, str] | None = None) -> bool:
 
 def missing_xcb_packages(libraries: Mapping[str, str] = XCB_LIBRARIES) -> list[str]:
     """The packages whose library cannot be loaded (empty when the window can open)."""
+    import ctypes
+
     missing = []
     for soname, package in libraries.items():
         try:
@@ -71,6 +70,9 @@ def install_desktop_entry(data_home: Path | None = None, executable: str | None 
     ``executable`` (default: the ``small-peer-inspector`` this Python runs), so the
     entry starts this installation even when it is not on the menu's PATH.
     """
+    import shutil
+    import subprocess
+
     home = data_home or Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     applications = home / "applications"
     icons = home / "icons" / "hicolor" / "scalable" / "apps"
@@ -89,6 +91,8 @@ def install_desktop_entry(data_home: Path | None = None, executable: str | None 
 
 
 def _launcher() -> str:
+    import shutil
+
     script = Path(sys.executable).with_name("small-peer-inspector")
     return str(script) if script.exists() else shutil.which("small-peer-inspector") or "small-peer-inspector"
 

@@ -8,7 +8,6 @@ never through a generated ``rc`` module.
 
 from __future__ import annotations
 
-from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 
@@ -23,11 +22,14 @@ DESKTOP_FILE = "small-peer-inspector.desktop"
 
 def resource_directory() -> Traversable:
     """The directory holding the resource files (inside the package once installed from a wheel)."""
-    packaged = resources.files(inspector).joinpath("resources")
-    if packaged.is_dir():
-        return packaged
-    # Editable install or source checkout: the resources/ beside the package directory.
-    return Path(inspector.__file__).resolve().parent.parent / "resources"
+    package = Path(inspector.__file__).resolve().parent
+    if (package / "resources").is_dir():  # an installed wheel, unzipped: the usual case, and fast
+        return package / "resources"
+    if (package.parent / "resources").is_dir():  # an editable install or a source checkout
+        return package.parent / "resources"
+    from importlib import resources  # a zipped install: only importlib.resources can read it
+
+    return resources.files(inspector).joinpath("resources")
 
 
 def resource(name: str) -> Traversable:

@@ -36,6 +36,7 @@ from inspector.core.events import (
 )
 from inspector.core.facts import machine_facts
 from inspector.core.identity import Identity
+from inspector.core.limits import MIN_INTERVAL
 from inspector.core.lock import DirectoryLock
 from inspector.core.replication import (
     NOT_CONFIGURED,
@@ -52,9 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["MIN_INTERVAL", "Ditto", "default_persistence_directory"]
 
 log = logging.getLogger(__name__)
-
-MIN_INTERVAL = 0.1
-"""Shortest collection interval accepted (seconds); the SDK's default is 300."""
 
 APP_NAME = "small-peer-inspector"
 

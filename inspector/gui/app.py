@@ -1,43 +1,55 @@
 """Starting the inspector: the application, the peer, qasync's loop, and a clean shutdown.
 
-The peer is opened before the event loop starts, so a directory that is locked or
-unreadable becomes a message and exit status 1 instead of a traceback; ``async with
-ditto`` then starts its background work on qasync's loop and closes it once the
-window has closed and the window's own tasks have ended. Ctrl+C and SIGTERM close
-the window the same way.
+A window appears first, saying which peer is being opened (`OpeningWindow`): it needs
+nothing but Qt, so it paints about as soon as a bare Qt window would. Then the rest
+is imported, the peer opened — a directory that is locked or unusable becomes a
+message and exit status 1 instead of a traceback — and the inspector window takes
+its place, at the same geometry. ``async with ditto`` starts the peer's background
+work on qasync's loop and closes the peer once the window has closed and the
+window's own tasks have ended. Ctrl+C and SIGTERM close the window the same way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-import qasync
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication, QMessageBox
+# Only what the first paint needs: touching Qt's namespace (``Qt.…``) costs 15 ms of enums.
+from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from inspector._version import __version__
-from inspector.core.ditto import Ditto, default_persistence_directory
-from inspector.core.errors import PersistenceDirectoryLockedError, PersistenceError
 from inspector.desktop import missing_xcb_packages, uses_xcb, xcb_fix
-from inspector.gui.main_window import MainWindow
 from inspector.gui.resources import app_icon, style_sheet
 
-__all__ = ["APP_ID", "Options", "configure_application", "display_problem", "open_peer", "run", "serve"]
+if TYPE_CHECKING:
+    import asyncio
+
+    from inspector.core.ditto import Ditto
+
+__all__ = [
+    "APP_ID",
+    "OpeningWindow",
+    "Options",
+    "configure_application",
+    "display_problem",
+    "open_peer",
+    "run",
+    "serve",
+]
 
 APP_ID = "small-peer-inspector"
 """Application and organisation name (QSettings file), desktop file name."""
 EXIT_STARTUP_FAILED = 1
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     """What the command line asks for."""
 
     directory: Path | None = None
@@ -83,8 +95,32 @@ def configure_application(app: QApplication) -> None:
     app.setQuitOnLastWindowClosed(False)
 
 
+class OpeningWindow(QMainWindow):
+    """What shows while the peer opens: the window's frame, where the inspector window will be."""
+
+    def __init__(self, directory: Path | None, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setObjectName("openingWindow")
+        self.setWindowTitle("Small Peer Inspector")
+        where = f" at {escape(str(directory))}" if directory else ""
+        label = QLabel(f'<p align="center">Opening the peer{where}…</p>')
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.addStretch(1)
+        column.addWidget(label)
+        column.addStretch(1)
+        self.setCentralWidget(central)
+        geometry = (settings or QSettings()).value("window/geometry")
+        if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
+            screen = self.screen().availableGeometry()
+            self.resize(min(1280, int(screen.width() * 0.9)), min(800, int(screen.height() * 0.9)))
+
+
 def open_peer(options: Options) -> Ditto:
     """Open the peer's directory, or raise `StartupError` with a message for people."""
+    from inspector.core.ditto import Ditto, default_persistence_directory
+    from inspector.core.errors import PersistenceDirectoryLockedError, PersistenceError
+
     directory = options.directory or default_persistence_directory()
     try:
         return Ditto(
@@ -113,12 +149,21 @@ def report_startup_error(error: StartupError) -> int:
     print(f"{APP_ID}: {error.title}: {error.message}", file=sys.stderr)
     app = QApplication.instance()
     if app is not None and QApplication.platformName() not in ("offscreen", "minimal"):
+        from PySide6.QtWidgets import QMessageBox
+
         QMessageBox.critical(None, error.title, error.message)
     return EXIT_STARTUP_FAILED
 
 
-async def serve(ditto: Ditto, settings: QSettings | None = None) -> int:
-    """Show the window over ``ditto`` until it closes, then close the peer cleanly."""
+async def serve(ditto: Ditto, settings: QSettings | None = None, opening: QWidget | None = None) -> int:
+    """Show the window over ``ditto`` until it closes, then close the peer cleanly.
+
+    ``opening``, the window shown while the peer opened, closes once this one is shown.
+    """
+    import asyncio
+
+    from inspector.gui.main_window import MainWindow
+
     loop = asyncio.get_running_loop()
     async with ditto:  # starts the peer's background work on this loop; closes the peer on exit
         window = MainWindow(ditto, settings)
@@ -131,6 +176,8 @@ async def serve(ditto: Ditto, settings: QSettings | None = None) -> int:
         window.closed.connect(on_closed)
         signals = _handle_signals(loop, window.close)
         window.show()
+        if opening is not None:
+            opening.close()
         try:
             await closed
         finally:
@@ -163,9 +210,17 @@ def run(options: Options) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
     assert isinstance(app, QApplication)
     configure_application(app)
+    opening = OpeningWindow(options.directory)
+    opening.show()
+    app.processEvents()  # paint it now: the imports and the peer below take a moment
     try:
         ditto = open_peer(options)
     except StartupError as exc:
+        opening.close()
         return report_startup_error(exc)
+    import asyncio
+
+    import qasync
+
     with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-        return runner.run(serve(ditto))
+        return runner.run(serve(ditto, opening=opening))
