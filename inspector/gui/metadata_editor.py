@@ -87,8 +87,8 @@ PASTE_LIMIT = MAX_METADATA_TEXT_CHARS
 """Longest text (characters) the editor takes in one paste."""
 LONG_PASTE_LINE = 64 * 1024
 """A pasted line longer than this is pretty-printed (valid JSON) or refused (not JSON)."""
-OFFLOAD_CHARS = 256 * 1024
-"""Texts longer than this are validated on a worker thread."""
+OFFLOAD_CHARS = 1024 * 1024
+"""Texts longer than this are validated on a worker thread (shorter ones take a few ms)."""
 
 Outcome = ValidatedMetadata | MetadataValidationError
 
@@ -140,6 +140,7 @@ class MetadataTextEdit(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.progressive = ProgressiveText(self)
+        self._pending_paste: tuple[str, QTextCursor] | None = None
 
     def insertFromMimeData(self, source: QMimeData) -> None:
         if not source.hasText():
@@ -153,18 +154,45 @@ class MetadataTextEdit(QPlainTextEdit):
                 f"and metadata must be under {_LIMIT} as compact JSON."
             )
             return
-        if max(map(len, text.splitlines() or [text])) > LONG_PASTE_LINE:
-            try:
-                value = orjson.loads(text)
-            except orjson.JSONDecodeError as error:
-                self.pasteRefused.emit(
-                    f"Not pasted: the clipboard holds a line of {format_bytes(len(text))} that is not "
-                    f"valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
-                    "a line that long cannot be edited here. Fix it or pretty-print it first."
-                )
-                return
-            text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode("utf-8")
-        self.progressive.insert(text, self.textCursor())
+        if max(map(len, text.splitlines() or [text])) <= LONG_PASTE_LINE:
+            self.progressive.insert(text, self.textCursor())
+            return
+        # Parsing a megabyte takes ~8 ms: a turn of the event loop of its own.
+        self._pending_paste = (text, QTextCursor(self.textCursor()))
+        self.setReadOnly(True)
+        QTimer.singleShot(0, self._paste_long_line)
+
+    @property
+    def pasting(self) -> bool:
+        """Whether a paste is still going in (the editor is read-only meanwhile)."""
+        return self._pending_paste is not None or self.progressive.loading
+
+    def _paste_long_line(self) -> None:
+        if self._pending_paste is None:
+            return
+        text, cursor = self._pending_paste
+        self._pending_paste = None
+        self.setReadOnly(False)
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as error:
+            self.pasteRefused.emit(
+                f"Not pasted: the clipboard holds a line of {format_bytes(len(text))} that is not "
+                f"valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+                "a line that long cannot be edited here. Fix it or pretty-print it first."
+            )
+            return
+        pretty = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode("utf-8")
+        compact = len(orjson.dumps(value))
+        if compact >= MAX_METADATA_SIZE_BYTES and max(map(len, pretty.splitlines())) > LONG_PASTE_LINE:
+            # One value too long for a line of the editor, in metadata too large anyway.
+            self.pasteRefused.emit(
+                f"Not pasted: the clipboard holds {compact:,} bytes of JSON (compact) with a single "
+                f"value longer than {format_bytes(LONG_PASTE_LINE)}; metadata must be under "
+                f"{MAX_METADATA_SIZE_BYTES:,} bytes, and a line that long cannot be edited here."
+            )
+            return
+        self.progressive.insert(pretty, cursor)
 
 
 class MetadataEditorPanel(QWidget):
@@ -302,7 +330,12 @@ class MetadataEditorPanel(QWidget):
     @property
     def busy(self) -> bool:
         """Whether the panel still has work queued: an outside change, a load, a validation."""
-        return self._follow.isActive() or self._text.loading or self._validating is not None
+        return (
+            self._follow.isActive()
+            or self.editor.pasting
+            or self._text.loading
+            or self._validating is not None
+        )
 
     def has_unsaved_edits(self) -> bool:
         """Whether the text holds a value other than the one it was loaded with (or is invalid)."""

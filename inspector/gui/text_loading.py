@@ -33,6 +33,7 @@ class ProgressiveText(QObject):
         self._text = ""
         self._offset = 0
         self._cursor: QTextCursor | None = None  # inserting at a place (a paste) rather than loading
+        self._removing = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -50,10 +51,11 @@ class ProgressiveText(QObject):
             self.finished.emit()
             return
         self._text = text
-        self._offset = self._cut(0)
+        self._offset = 0
         document = self._editor.document()
         document.setUndoRedoEnabled(False)
-        self._editor.setPlainText(text[: self._offset])
+        # clear() then slices: setPlainText over 280 KB of old text takes Qt 17 ms, clear() 3 ms.
+        document.clear()
         self._timer.start()
 
     def insert(self, text: str, cursor: QTextCursor) -> None:
@@ -62,18 +64,17 @@ class ProgressiveText(QObject):
         The editor is read-only until the whole text is in.
         """
         self.cancel()
-        cursor.beginEditBlock()
-        cursor.removeSelectedText()
-        cursor.endEditBlock()
-        if len(text) <= self._slice:
-            cursor.joinPreviousEditBlock()
+        if len(text) <= self._slice or max(map(len, text.split("\n"))) > self._slice:
+            # Short, or one long line: slices of one line would cost Qt its whole layout each time.
             cursor.insertText(text)
-            cursor.endEditBlock()
             self.finished.emit()
             return
         self._text, self._offset, self._cursor = text, 0, cursor
         self._editor.setReadOnly(True)
-        self._step()
+        self._removing = cursor.hasSelection()  # removing 280 KB takes Qt 7 ms: a turn of its own
+        cursor.beginEditBlock()
+        cursor.endEditBlock()
+        self._timer.start()
 
     def cancel(self) -> None:
         """Stop loading (what is loaded stays); the undo history is back on."""
@@ -96,6 +97,13 @@ class ProgressiveText(QObject):
         return end
 
     def _step(self) -> None:
+        if self._removing and self._cursor is not None:
+            self._removing = False
+            self._cursor.joinPreviousEditBlock()
+            self._cursor.removeSelectedText()
+            self._cursor.endEditBlock()
+            self._timer.start()
+            return
         end = self._cut(self._offset)
         piece = self._text[self._offset : end]
         if self._cursor is not None:

@@ -445,6 +445,7 @@ def test_a_long_single_line_that_is_not_json_is_refused_with_where_it_breaks(win
     panel = window.metadata_panel
 
     paste(panel.editor, '{"a": "' + "q" * 100_000 + '" oops}')
+    settle(qtbot, window)
 
     assert panel.editor.toPlainText() == "{}"
     assert "is not valid JSON (line 1, column 100010" in panel.notice.text()
@@ -452,11 +453,22 @@ def test_a_long_single_line_that_is_not_json_is_refused_with_where_it_breaks(win
 
 def test_a_long_text_is_validated_off_the_ui_thread(window, qtbot):
     panel = window.metadata_panel
-    text = '{\n  "pad": "' + "w" * 300_000 + '"\n}'  # pretty, over 256 KiB, and too large
+    text = "{\n" + ",\n".join(f'  "k{i}": "{"w" * 60}"' for i in range(16_000)) + "\n}"  # 1.1 MB
 
     type_text(qtbot, panel.editor, '{"x": 1}')
     paste(panel.editor, text)
     settle(qtbot, window)
 
-    assert status_of(window).startswith("too large — 300,")
+    assert len(panel.editor.toPlainText()) > 1024 * 1024
+    assert status_of(window).startswith("too large — 1,")
     assert not panel.apply_button.isEnabled()
+
+
+def test_a_giant_single_value_is_refused_rather_than_frozen_on(window, qtbot):
+    panel = window.metadata_panel
+
+    paste(panel.editor, '{"pad": "' + "w" * 1_100_000 + '"}')
+    settle(qtbot, window)
+
+    assert panel.editor.toPlainText() == "{}"
+    assert panel.notice.text().startswith("Not pasted: the clipboard holds 1,100,010 bytes of JSON (compact)")
