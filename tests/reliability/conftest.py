@@ -1,19 +1,13 @@
-"""Counts of the reliability suite: small in the normal run;
-full with ``python -m tests.reliability --full``.
+"""The reliability suite: small counts in the normal run;
+full ones with ``python -m tests.reliability --full``.
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from counts import FULL, count
 
-FULL = os.environ.get("INSPECTOR_RELIABILITY_FULL") == "1"
-
-
-def count(ci: int, full: int) -> int:
-    """How many times to do something: ``ci`` in the normal run, ``full`` in the full run."""
-    return full if FULL else ci
+__all__ = ["FULL", "count"]
 
 
 @pytest.fixture
