@@ -217,7 +217,7 @@ class MetadataEditorPanel(QWidget):
         self._valid: ValidatedMetadata | None = None
         self._error: MetadataValidationError | None = None
 
-        title = QLabel("Metadata")
+        title = QLabel("M&etadata")  # Alt+E: Alt+M opens the Metadata menu
         title.setObjectName("panelTitle")
         hint = QLabel(
             f"A JSON object carried by every document · under {_LIMIT}, up to {MAX_METADATA_DEPTH} levels"
@@ -231,6 +231,7 @@ class MetadataEditorPanel(QWidget):
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.editor.setTabStopDistance(self.editor.fontMetrics().horizontalAdvance("  "))
         self.editor.setAccessibleName("Metadata JSON")
+        title.setBuddy(self.editor)
         self.highlighter = JsonHighlighter(self.editor.document())
         self.highlighter.follow_view(self.editor)
         self._text = self.editor.progressive
@@ -238,6 +239,7 @@ class MetadataEditorPanel(QWidget):
 
         self.status = QLabel()
         self.status.setObjectName("metadataStatus")
+        self.status.setAccessibleName("Metadata validation")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status.setWordWrap(True)  # an error message can be long: it wraps rather than clips
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
