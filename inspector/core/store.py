@@ -1383,6 +1383,10 @@ class Store(SQLiteWorker):
     def _checkpoint(self) -> None:
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    async def timestamps(self, seqs: Sequence[int]) -> dict[int, int]:
+        """``ts`` (ms) of the stored documents ``seqs``, by seq (seqs no longer kept are left out)."""
+        return await self._call(self._timestamps_of, sorted(set(seqs)))
+
 
 def _merge_into(
     block: _OpenBlock, ts_first: int, ts_last: int, count: int, mins: Sequence[float], maxs: Sequence[float]

@@ -127,3 +127,6 @@ class LocalHistory:
             return
         for listener in list(self._listeners):
             listener(change)
+
+    async def timestamps(self, indices: Sequence[int]) -> dict[int, int]:
+        return await self._store.timestamps(indices)

@@ -155,3 +155,11 @@ class HistorySource(Protocol):
     def subscribe(self, listener: Callable[[HistoryChange], None]) -> Unsubscribe:
         """Call ``listener`` on the event loop for every change; returns the way to stop."""
         ...
+
+    async def timestamps(self, indices: Sequence[int]) -> dict[int, int]:
+        """``last_updated_at`` (ms) of the documents ``indices`` that are still kept, by index.
+
+        What a plot needs to place documents it knows by index (the timeline's
+        selection, a filter's matches) on its time axis.
+        """
+        ...
