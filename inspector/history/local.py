@@ -130,3 +130,6 @@ class LocalHistory:
 
     async def timestamps(self, indices: Sequence[int]) -> dict[int, int]:
         return await self._store.timestamps(indices)
+
+    async def marker_columns(self, first_ms: int, last_ms: int, buckets: int) -> list[tuple[str, int, int]]:
+        return await self._store.marker_columns(first_ms, last_ms, buckets)

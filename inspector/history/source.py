@@ -163,3 +163,11 @@ class HistorySource(Protocol):
         selection, a filter's matches) on its time axis.
         """
         ...
+
+    async def marker_columns(self, first_ms: int, last_ms: int, buckets: int) -> list[tuple[str, int, int]]:
+        """`markers` of the range folded per kind into ``buckets`` equal spans: ``(kind, first ts, count)``.
+
+        In time order; at most ``buckets`` per kind, however many markers the range
+        holds: what a plot draws (it asks `markers` for the details of the few it hovers).
+        """
+        ...
