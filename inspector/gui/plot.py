@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from pyqtgraph.exporters import ImageExporter
-from PySide6.QtCore import QEvent, QSettings, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette, QResizeEvent
+from PySide6.QtCore import QEvent, QObject, QSettings, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -48,7 +49,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -57,7 +57,7 @@ from PySide6.QtWidgets import (
 
 from inspector.gui.highlighting import is_dark_palette
 from inspector.gui.plot_axes import BYTES, NUMBER, UnitAxis, unit_of
-from inspector.gui.plot_items import MARKER_KINDS, FilterShade, MarkerItem, min_max_polyline
+from inspector.gui.plot_items import MARKER_KINDS, FilterShade, LegendRow, MarkerItem, min_max_polyline
 from inspector.gui.plot_svg import plot_svg
 from inspector.gui.tasks import TaskSet
 from inspector.gui.timeline import TIME_ROLE
@@ -87,7 +87,7 @@ DEFAULT_SERIES = ("device_disk_usage.device_available", "device_disk_usage.ditto
 SETTINGS_KEY = "plot/series"
 REQUERY_DELAY_MS = 60
 """Zooming, panning and resizing settle for this long before the range is read again."""
-MARGIN = 0.25
+MARGIN = 0.1
 """Read this fraction of the visible span beyond each side, so a short pan needs no read."""
 MAX_BUCKETS = 8192
 COARSEST_READ = 1.5
@@ -97,9 +97,7 @@ MIN_SPAN_S = 60.0
 """The narrowest time range the plot zooms to (seconds)."""
 MIN_BYTES_RANGE = 4096.0
 """A flat bytes curve still gets a readable axis (not one that counts single bytes)."""
-LEGEND_ROW_HEIGHT = 20
-LEGEND_POINT_SIZE = 9.0  # pyqtgraph's legend labels
-LEGEND_SAMPLE_WIDTH = 20 + 12 + 12  # the line sample, the spacing, a margin
+LEGEND_POINT_SIZE = 9.0
 PROGRESS_AFTER_S = 0.15
 """A read that reports progress shows it once it has taken this long."""
 
@@ -296,6 +294,10 @@ class HistoryPlotPanel(QWidget):
         item.hideButtons()
         item.setMenuEnabled(False, enableViewBoxMenu=True)  # no "Plot Options": no log or FFT views
         item.showGrid(x=True, y=True)
+        for axis in (self.left_axis, self.right_axis):
+            # Grid lines for the labelled steps and the ones between: a third level (every tenth of a
+            # step) doubles the plot's paint time and adds nothing readable.
+            axis.setStyle(maxTickLevel=1)
         item.showAxis("right")
         # Values are the right axis's business; a second box for them, sharing the time axis.
         self.left_box: pg.ViewBox = item.getViewBox()
@@ -317,6 +319,7 @@ class HistoryPlotPanel(QWidget):
 
         # The overlays go in the box drawn last, above every curve.
         self.markers = MarkerItem()
+        self.markers.hovered = self._read_marker_details
         self.shade = FilterShade()
         self.cursor_line = pg.InfiniteLine(angle=90, movable=False)
         self.cursor_line.setZValue(10)
@@ -324,14 +327,11 @@ class HistoryPlotPanel(QWidget):
         for overlay in (self.shade, self.markers, self.cursor_line):
             self.right_box.addItem(overlay, ignoreBounds=True)
         # The legend takes the title's row above the plot: it never hides a curve.
-        self.legend = pg.LegendItem(offset=None, horSpacing=12, verSpacing=-4)
+        self.legend = LegendRow(LEGEND_POINT_SIZE)
         layout = item.layout
         layout.removeItem(item.titleLabel)
         item.titleLabel.setVisible(False)
-        # Compact, on the left; never wider than the plot (see _fit_legend).
-        self.legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         layout.addItem(self.legend, 0, 1)
-        layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
 
         menu = self.left_box.menu
@@ -401,6 +401,8 @@ class HistoryPlotPanel(QWidget):
         self._requery.stop()
         self._unsubscribe()
         self.series_menu.close()
+        # pyqtgraph's context menus have no Qt parent: nothing deletes them with the window.
+        _delete_here(self.plot_item.ctrlMenu, self.left_box.menu)
 
     async def _load(self) -> None:
         bounds = await self._source.time_bounds()
@@ -484,9 +486,11 @@ class HistoryPlotPanel(QWidget):
             self.right_axis.set_unit(units[1])
         self.left_box.setLimits(minYRange=MIN_BYTES_RANGE if units[0] == BYTES else None)
         for path in [p for p in self._curves if p not in self._series]:
-            self._curve_box.pop(path).removeItem(self._curves.pop(path))
+            curve = self._curves.pop(path)
+            self._curve_box.pop(path).removeItem(curve)
             self._data.pop(path, None)
-        self.legend.clear()
+            _delete_here(curve)
+        entries = []
         for position, path in enumerate(self._series):
             box = self.left_box if unit_of(path) == units[0] else self.right_box
             curve = self._curves.get(path)
@@ -500,27 +504,18 @@ class HistoryPlotPanel(QWidget):
                     self._curve_box[path].removeItem(curve)
                 box.addItem(curve)
                 self._curve_box[path] = box
-            curve.setPen(pg.mkPen(self.colours.curves[position % len(self.colours.curves)], width=1.6))
+            # One pixel: antialiased lines that thin take Qt's fast path (a wider pen costs 3x per paint).
+            curve.setPen(pg.mkPen(self.colours.curves[position % len(self.colours.curves)], width=1))
             side = " (right axis)" if len(units) > 1 and box is self.right_box else ""
-            self.legend.addItem(curve, path + side)
+            entries.append((path + side, curve.opts["pen"]))
+        self.legend.set_entries(entries)
         self._fit_legend()
 
     def _fit_legend(self) -> None:
-        """As many legend entries per row as fit beside the axes (a wider legend would widen the plot)."""
-        entries = [label.text for _, label in self.legend.items]
-        if not entries:
-            self.plot_item.layout.setRowFixedHeight(0, 0)
-            return
-        font = QFont(self.plot.font())
-        font.setPointSizeF(LEGEND_POINT_SIZE)
-        metrics = QFontMetrics(font)
-        widest = max(metrics.horizontalAdvance(text) for text in entries) + LEGEND_SAMPLE_WIDTH
+        """Give the legend the rows its entries need across the plot's width."""
         axes = self.left_axis.width() + (self.right_axis.width() if self.right_axis.isVisible() else 0)
-        available = self.plot.viewport().width() - axes - 16
-        columns = max(1, min(len(entries), int(available // widest)))
-        if columns != self.legend.columnCount:
-            self.legend.setColumnCount(columns)
-        self.plot_item.layout.setRowFixedHeight(0, LEGEND_ROW_HEIGHT * math.ceil(len(entries) / columns) + 4)
+        height = self.legend.height_for(self.plot.viewport().width() - axes)
+        self.plot_item.layout.setRowFixedHeight(0, math.ceil(height))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -629,8 +624,12 @@ class HistoryPlotPanel(QWidget):
             with contextlib.suppress(RuntimeError):  # the loop closed under a late report
                 loop.call_soon_threadsafe(self._show_progress, fraction)
 
-        series = await self._source.series(paths, first, last, buckets, progress) if paths else {}
-        markers = await self._source.markers(first, last)
+        # Both questions queue at once (the series first): one wait for the two answers, not two.
+        marking = asyncio.ensure_future(self._source.marker_columns(first, last, buckets))
+        try:
+            series = await self._source.series(paths, first, last, buckets, progress) if paths else {}
+        finally:
+            markers = await marking
         if self._closed:
             return
         self.query_count += 1
@@ -641,7 +640,7 @@ class HistoryPlotPanel(QWidget):
                 if len(buckets_of_path):
                     aggregated = max(aggregated, int(buckets_of_path.count.max()))
         self._aggregated = aggregated
-        self.markers.set_markers(markers)
+        self.markers.set_columns(markers)
         self._coverage = (first, last, resolution)
         if set(paths) != set(self._series):
             self._query_again = True  # the fields changed while reading
@@ -671,6 +670,14 @@ class HistoryPlotPanel(QWidget):
             )
         else:
             self.status.setText("")
+
+    def _read_marker_details(self, first_s: float, last_s: float) -> None:
+        self._tasks.spawn(self._marker_details((first_s, last_s)), "plot: marker details")
+
+    async def _marker_details(self, span: tuple[float, float]) -> None:
+        markers = await self._source.markers(math.floor(span[0] * 1000), math.ceil(span[1] * 1000))
+        if not self._closed:
+            self.markers.show_details(span, markers)
 
     # --- live changes --------------------------------------------------------------------------
 
@@ -894,8 +901,20 @@ class HistoryPlotPanel(QWidget):
         self.markers.set_colours(colours.markers)
         self.shade.set_colour(colours.shade)
         self.cursor_line.setPen(pg.mkPen(colours.cursor, width=1.5))
-        self.legend.setLabelTextColor(colours.foreground)
+        self.legend.set_text_colour(colours.foreground)
         self._layout_curves()  # curve pens, and legend labels in the new text colour
+
+
+def _delete_here(*objects: QObject | None) -> None:
+    """Delete Qt objects that nothing in Qt owns, soon and on this (the GUI) thread.
+
+    pyqtgraph's items sit in reference cycles, and Python's cycle collector runs on
+    whichever thread allocates when it is due, often the store's: Qt objects freed
+    there (a menu, its widgets and timers) break Qt's threading rules.
+    """
+    for thing in objects:
+        if thing is not None and shiboken6.isValid(thing):
+            thing.deleteLater()
 
 
 def _runs(indices: list[int], times: dict[int, int]) -> list[tuple[float, float]]:

@@ -6,6 +6,7 @@
   plot with a flag on the time axis; hovering one tells what happened.
 * `FilterShade`: dims the stretches of time where no document matches the
   timeline's filter.
+* `LegendRow`: the curves' names and colours, above the plot.
 
 Both overlays draw at most one line or rectangle per pixel column, however many
 markers or matches the range holds, and say what they draw in data coordinates
@@ -14,23 +15,28 @@ markers or matches the range holds, and say what they draw in data coordinates
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPolygonF
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import QSizePolicy
 
 from inspector.gui.formatting import format_local_time
 from inspector.history.source import Marker, SeriesBuckets
 
 __all__ = [
+    "CROWDED_PIXELS",
+    "FLAG",
     "MARKER_KINDS",
     "FilterShade",
+    "LegendRow",
     "MarkerItem",
     "describe_marker",
+    "describe_markers",
     "min_max_polyline",
 ]
 
@@ -44,7 +50,10 @@ _MARKER_LABELS = {
 HOVER_PIXELS = 4
 """How close (in pixels) the pointer must come to a marker for its tooltip."""
 TOOLTIP_LINES = 8
-_FLAG = 5  # half-width of a marker's flag on the time axis, in pixels
+FLAG = 5
+"""Half the width of a marker's flag on the time axis (pixels)."""
+CROWDED_PIXELS = 8
+"""Fewer pixels than this per marker line: markers become ticks on the time axis."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -84,6 +93,14 @@ def describe_marker(marker: Marker) -> str:
     return f"{format_local_time(marker.ts_ms / 1000)}  {label}{detail}"
 
 
+def describe_markers(markers: Sequence[Marker]) -> str:
+    """A tooltip for ``markers``: one line each, the first `TOOLTIP_LINES` of them."""
+    lines = [describe_marker(marker) for marker in markers[:TOOLTIP_LINES]]
+    if len(markers) > TOOLTIP_LINES:
+        lines.append(f"and {len(markers) - TOOLTIP_LINES:,} more")
+    return "\n".join(lines)
+
+
 class _ViewOverlay(pg.GraphicsObject):  # type: ignore[misc]  # pyqtgraph is untyped
     """An item that covers whatever part of its view box is visible."""
 
@@ -119,100 +136,122 @@ class _ViewOverlay(pg.GraphicsObject):  # type: ignore[misc]  # pyqtgraph is unt
 
 
 class MarkerItem(_ViewOverlay):
-    """Markers of a time range (see the module doc); ``colours`` maps each kind to its colour."""
+    """Markers of a time range, as the source folds them per pixel column (see the module doc).
+
+    ``colours`` maps each kind to its colour. Hovering a marker calls ``hovered(first, last)``
+    with the time (Unix seconds) it covers, for whoever reads the details; `show_details`
+    then sets the tooltip, if the pointer is still there.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._markers: list[Marker] = []
         self._x: FloatArray = np.empty(0)
         self._kinds: npt.NDArray[np.str_] = np.empty(0, dtype=str)
+        self._counts: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self._hovering: tuple[float, float] | None = None
         self.colours: dict[str, QColor] = {kind: QColor("#8250df") for kind in MARKER_KINDS}
+        self.hovered: Callable[[float, float], None] | None = None
         self.setAcceptHoverEvents(True)
         self.setZValue(5)
 
     @property
-    def markers(self) -> list[Marker]:
-        return list(self._markers)
+    def count(self) -> int:
+        """How many markers the columns stand for."""
+        return int(self._counts.sum())
 
-    def set_markers(self, markers: Sequence[Marker]) -> None:
-        self._markers = sorted(markers, key=lambda marker: marker.ts_ms)
-        self._x = np.array([m.ts_ms / 1000.0 for m in self._markers], dtype=np.float64)
-        self._kinds = np.array([m.kind for m in self._markers], dtype=str)
-        self.setToolTip("")
+    def set_columns(self, columns: Sequence[tuple[str, int, int]]) -> None:
+        """``(kind, first ts in ms, count)`` per column, in time order (`HistorySource.marker_columns`)."""
+        self._x = np.array([ts / 1000.0 for _, ts, _ in columns], dtype=np.float64)
+        self._kinds = np.array([kind for kind, _, _ in columns], dtype=str)
+        self._counts = np.array([count for _, _, count in columns], dtype=np.int64)
         self.update()
 
     def set_colours(self, colours: dict[str, QColor]) -> None:
         self.colours = dict(colours)
         self.update()
 
-    def columns(self) -> list[tuple[float, str]]:
-        """``(x, kind)`` of the lines to draw: one per pixel column and kind, in the visible range."""
+    def columns(self) -> dict[str, FloatArray]:
+        """Where to draw lines, by kind: one x per pixel column that holds markers of that kind, in view."""
         view = self._view()
         if view is None or not len(self._x):
-            return []
+            return {}
         left, right, pixel, _ = view
         lo, hi = np.searchsorted(self._x, [left, right])
         xs, kinds = self._x[lo:hi], self._kinds[lo:hi]
-        out: list[tuple[float, str]] = []
+        out = {}
         for kind in MARKER_KINDS:
             chosen = xs[kinds == kind]
             if len(chosen):
-                for column in np.unique(np.round((chosen - left) / pixel)):
-                    out.append((left + float(column) * pixel, kind))
+                out[kind] = left + np.unique(np.round((chosen - left) / pixel)) * pixel
         return out
 
-    def markers_near(self, x: float, pixels: float = HOVER_PIXELS) -> list[Marker]:
-        """The markers within ``pixels`` of time ``x`` (Unix seconds)."""
+    def crowded(self, columns: dict[str, FloatArray]) -> bool:
+        """Whether markers stand so close that full-height lines and flags would hide the curves.
+
+        Then each is a short tick on the time axis instead.
+        """
+        view = self._view()
+        if view is None:
+            return False
+        left, right, pixel, _ = view
+        return sum(len(xs) for xs in columns.values()) * CROWDED_PIXELS > (right - left) / pixel
+
+    def near(self, x: float, pixels: float = HOVER_PIXELS) -> tuple[float, float] | None:
+        """The time span (Unix seconds) within ``pixels`` of ``x``, if a marker is in it."""
         view = self._view()
         if view is None or not len(self._x):
-            return []
+            return None
         reach = view[2] * pixels
         lo, hi = np.searchsorted(self._x, [x - reach, x + reach])
-        return self._markers[int(lo) : int(hi)]
-
-    def tooltip_at(self, x: float) -> str:
-        """What hovering time ``x`` says (empty where no marker is near)."""
-        near = self.markers_near(x)
-        lines = [describe_marker(marker) for marker in near[:TOOLTIP_LINES]]
-        if len(near) > TOOLTIP_LINES:
-            lines.append(f"and {len(near) - TOOLTIP_LINES} more")
-        return "\n".join(lines)
+        return (x - reach, x + reach) if hi > lo else None
 
     def hoverEvent(self, event: Any) -> None:
-        self.setToolTip("" if event.isExit() else self.tooltip_at(event.pos().x()))
+        span = None if event.isExit() else self.near(event.pos().x())
+        if span is None:
+            self._hovering = None
+            self.setToolTip("")
+        elif self._hovering is None or not self._hovering[0] <= event.pos().x() <= self._hovering[1]:
+            self._hovering = span
+            if self.hovered is not None:
+                self.hovered(*span)
+
+    def show_details(self, span: tuple[float, float], markers: Sequence[Marker]) -> None:
+        """The markers of ``span`` (what `hovered` asked for) as the tooltip, if still hovered."""
+        if span == self._hovering:
+            self.setToolTip(describe_markers(markers))
 
     def paint(self, painter: QPainter, *args: Any) -> None:
         view = self._view()
         columns = self.columns()
         if view is None or not columns:
             return
-        _, _, _, rect = view
-        top, bottom = rect.bottom(), rect.top()  # data y grows upwards: the view's "bottom" is its top
-        for kind in MARKER_KINDS:
-            lines = [QLineF(x, bottom, x, top) for x, k in columns if k == kind]
-            if lines:
-                colour = QColor(self.colours[kind])
-                colour.setAlpha(110)
-                pen = QPen(colour, 1, Qt.PenStyle.DashLine)
-                pen.setCosmetic(True)
-                painter.setPen(pen)
-                painter.drawLines(lines)
-        # Flags on the time axis, in device pixels: the same size at any zoom.
+        crowded = self.crowded(columns)
+        rect = view[3]
+        # In device pixels, so flags and ticks keep their size at any zoom; data y grows upwards,
+        # so the view's top() is its lowest value, drawn at the bottom.
         transform = painter.transform()
         painter.resetTransform()
-        painter.setPen(Qt.PenStyle.NoPen)
-        for x, kind in columns:
-            foot = transform.map(QPointF(x, bottom))
-            painter.setBrush(QBrush(self.colours[kind]))
-            painter.drawPolygon(
-                QPolygonF(
-                    [
-                        QPointF(foot.x() - _FLAG, foot.y()),
-                        QPointF(foot.x() + _FLAG, foot.y()),
-                        QPointF(foot.x(), foot.y() - 2 * _FLAG),
-                    ]
+        bottom = transform.map(QPointF(rect.left(), rect.top())).y()
+        top = transform.map(QPointF(rect.left(), rect.bottom())).y()
+        for kind, xs in columns.items():
+            pixels = (transform.m11() * xs + transform.m21() * rect.top() + transform.m31()).tolist()
+            colour = self.colours[kind]
+            if crowded:
+                painter.setPen(QPen(colour, 2))
+                painter.drawLines([QLineF(x, bottom, x, bottom - 2 * FLAG) for x in pixels])
+                continue
+            faint = QColor(colour)
+            faint.setAlpha(110)
+            painter.setPen(QPen(faint, 1, Qt.PenStyle.DashLine))
+            painter.drawLines([QLineF(x, top, x, bottom) for x in pixels])
+            flags = QPainterPath()
+            for x in pixels:
+                flags.addPolygon(
+                    QPolygonF(
+                        [QPointF(x - FLAG, bottom), QPointF(x + FLAG, bottom), QPointF(x, bottom - 2 * FLAG)]
+                    )
                 )
-            )
+            painter.fillPath(flags, QBrush(colour))
 
 
 class FilterShade(_ViewOverlay):
@@ -275,3 +314,73 @@ class FilterShade(_ViewOverlay):
         rect = view[3]
         for x0, x1 in self.dim_spans():
             painter.fillRect(QRectF(x0, rect.top(), x1 - x0, rect.height()), self.colour)
+
+
+class LegendRow(pg.GraphicsWidget):  # type: ignore[misc]  # pyqtgraph is untyped
+    """The curves' names, each after a sample of its line, flowing in rows across the plot's width.
+
+    Drawn with plain text and lines (pyqtgraph's legend lays out HTML on every change:
+    tens of milliseconds per entry); `height_for` tells the height a width needs.
+    """
+
+    SAMPLE = 22.0
+    GAP = 6.0
+    SPACING = 18.0
+    PADDING = 4.0
+
+    def __init__(self, point_size: float = 9.0) -> None:
+        super().__init__()
+        self._entries: list[tuple[str, QPen]] = []
+        self.font = QFont()
+        self.font.setPointSizeF(point_size)
+        self._metrics = QFontMetricsF(self.font)
+        self.text_colour = QColor("#000000")
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # never widens the plot
+
+    @property
+    def entries(self) -> list[tuple[str, QPen]]:
+        return list(self._entries)
+
+    def set_entries(self, entries: Sequence[tuple[str, QPen]]) -> None:
+        self._entries = list(entries)
+        self.update()
+
+    def set_text_colour(self, colour: QColor) -> None:
+        self.text_colour = QColor(colour)
+        self.update()
+
+    def layout_for(self, width: float) -> list[tuple[QLineF, QRectF, str, QPen]]:
+        """Where each entry goes in a row ``width`` wide: its sample line, its text's rectangle."""
+        line_height = self._metrics.height() + 2
+        x, y = self.PADDING, self.PADDING
+        placed = []
+        for name, pen in self._entries:
+            text_width = self._metrics.horizontalAdvance(name) + 2
+            needed = self.SAMPLE + self.GAP + text_width
+            if x > self.PADDING and x + needed > width - self.PADDING:
+                x, y = self.PADDING, y + line_height
+            middle = y + line_height / 2
+            placed.append(
+                (
+                    QLineF(x, middle, x + self.SAMPLE, middle),
+                    QRectF(x + self.SAMPLE + self.GAP, y, text_width, line_height),
+                    name,
+                    pen,
+                )
+            )
+            x += needed + self.SPACING
+        return placed
+
+    def height_for(self, width: float) -> float:
+        """The height the entries take in a row ``width`` wide (0 without entries)."""
+        placed = self.layout_for(width)
+        return placed[-1][1].bottom() + self.PADDING if placed else 0.0
+
+    def paint(self, painter: QPainter, *args: Any) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(self.font)
+        for line, text, name, pen in self.layout_for(self.size().width()):
+            painter.setPen(pen)
+            painter.drawLine(line)
+            painter.setPen(self.text_colour)
+            painter.drawText(text, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), name)

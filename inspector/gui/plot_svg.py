@@ -23,11 +23,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QTransform
 
-from inspector.gui.plot_items import FilterShade, MarkerItem
+from inspector.gui.plot_items import FLAG, FilterShade, LegendRow, MarkerItem
 
 __all__ = ["plot_svg"]
-
-_FLAG = 5
 
 
 def _colour(colour: QColor) -> dict[str, str]:
@@ -64,8 +62,7 @@ def _points(xs: Iterable[float], ys: Iterable[float]) -> str:
 class _Writer:
     def __init__(self, area: QRectF, font: QFont, dpi: float) -> None:
         self.origin = area.topLeft()
-        size = font.pixelSize() if font.pixelSize() > 0 else font.pointSizeF() * dpi / 72
-        self.font_size = _number(size if size > 0 else 12)
+        self.dpi = dpi
         self.root = ET.Element(
             "svg",
             {
@@ -78,7 +75,6 @@ class _Writer:
         )
         self.defs = ET.SubElement(self.root, "defs")
         self.font = font
-        self.metrics = QFontMetricsF(font)
         self._clips = 0
 
     def point(self, point: QPointF) -> tuple[float, float]:
@@ -111,15 +107,26 @@ class _Writer:
     def rect(self, parent: ET.Element, rect: QRectF, attributes: dict[str, str]) -> None:
         ET.SubElement(parent, "rect", {**self.box(rect), **attributes})
 
-    def text(self, parent: ET.Element, rect: QRectF, flags: int, text: str, colour: QColor) -> None:
+    def text(
+        self,
+        parent: ET.Element,
+        rect: QRectF,
+        flags: int,
+        text: str,
+        colour: QColor,
+        font: QFont | None = None,
+    ) -> None:
         """Text laid out in ``rect`` (scene coordinates) as Qt's ``drawText(rect, flags, text)`` would."""
+        font = font or self.font
+        metrics = QFontMetricsF(font)
+        size = font.pixelSize() if font.pixelSize() > 0 else font.pointSizeF() * self.dpi / 72
         if flags & Qt.AlignmentFlag.AlignRight:
             anchor, x = "end", rect.right()
         elif flags & Qt.AlignmentFlag.AlignHCenter:
             anchor, x = "middle", rect.center().x()
         else:
             anchor, x = "start", rect.left()
-        ascent, descent = self.metrics.ascent(), self.metrics.descent()
+        ascent, descent = metrics.ascent(), metrics.descent()
         if flags & Qt.AlignmentFlag.AlignTop:
             y = rect.top() + ascent
         elif flags & Qt.AlignmentFlag.AlignBottom:
@@ -134,8 +141,8 @@ class _Writer:
                 "x": _number(sx),
                 "y": _number(sy),
                 "text-anchor": anchor,
-                "font-family": self.font.family(),
-                "font-size": self.font_size,
+                "font-family": font.family(),
+                "font-size": _number(size if size > 0 else 12),
                 **_fill(colour),
             },
         )
@@ -204,16 +211,22 @@ def _box(writer: _Writer, box: pg.ViewBox, group: ET.Element) -> None:
                 b = transform.map(QPointF(x1, 0)).x()
                 writer.rect(inner, QRectF(a, area.top(), b - a, area.height()), _fill(item.colour))
         elif isinstance(item, MarkerItem):
-            for x, kind in item.columns():
-                sx = transform.map(QPointF(x, 0)).x()
-                line = QColor(item.colours[kind])
-                line.setAlpha(110)
-                writer.line(
-                    inner, QPointF(sx, area.top()), QPointF(sx, area.bottom()), _stroke(line, dash=True)
-                )
-                fx, fy = writer.point(QPointF(sx, area.bottom()))
-                flag = _points([fx - _FLAG, fx + _FLAG, fx], [fy, fy, fy - 2 * _FLAG])
-                ET.SubElement(inner, "polygon", {"points": flag, **_fill(item.colours[kind])})
+            columns = item.columns()
+            crowded = item.crowded(columns)
+            for kind, xs in columns.items():
+                colour = item.colours[kind]
+                faint = QColor(colour)
+                faint.setAlpha(110)
+                for x in xs.tolist():
+                    sx = transform.map(QPointF(x, 0)).x()
+                    foot = QPointF(sx, area.bottom())
+                    if crowded:
+                        writer.line(inner, foot, QPointF(sx, area.bottom() - 2 * FLAG), _stroke(colour, 2))
+                        continue
+                    writer.line(inner, QPointF(sx, area.top()), foot, _stroke(faint, dash=True))
+                    fx, fy = writer.point(foot)
+                    flag = _points([fx - FLAG, fx + FLAG, fx], [fy, fy, fy - 2 * FLAG])
+                    ET.SubElement(inner, "polygon", {"points": flag, **_fill(colour)})
         elif isinstance(item, pg.InfiniteLine) and item.angle == 90:
             sx = transform.map(QPointF(item.value(), 0)).x()
             writer.line(
@@ -224,39 +237,19 @@ def _box(writer: _Writer, box: pg.ViewBox, group: ET.Element) -> None:
             )
 
 
-def _legend(writer: _Writer, legend: pg.LegendItem, group: ET.Element) -> None:
-    if not legend.isVisible() or not legend.items:
+def _legend(writer: _Writer, legend: LegendRow, group: ET.Element) -> None:
+    if not legend.isVisible():
         return
-    brush = legend.brush()
-    frame: dict[str, str] = (
-        _fill(brush.color()) if brush.style() != Qt.BrushStyle.NoBrush else {"fill": "none"}
-    )
-    if legend.pen().style() != Qt.PenStyle.NoPen:
-        frame.update((k, v) for k, v in _stroke(legend.pen().color()).items() if k != "fill")
-    writer.rect(group, legend.mapRectToScene(legend.boundingRect()), frame)
-    colour = legend.labelTextColor()
-    for sample, label in legend.items:
-        rect = sample.mapRectToScene(sample.boundingRect())
-        if sample.item.isVisible():
-            pen = pg.mkPen(sample.item.opts["pen"])
-            middle = rect.top() + 11
-            writer.line(
-                group,
-                QPointF(rect.left(), middle),
-                QPointF(rect.right(), middle),
-                _stroke(pen.color(), pen.widthF()),
-            )
-        text_rect = label.mapRectToScene(label.boundingRect())
-        writer.text(
-            group,
-            text_rect.adjusted(3, 0, 0, 0),
-            int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-            label.text,
-            colour,
+    to_scene = legend.sceneTransform()
+    for line, text, name, pen in legend.layout_for(legend.size().width()):
+        writer.line(
+            group, to_scene.map(line.p1()), to_scene.map(line.p2()), _stroke(pen.color(), pen.widthF())
         )
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        writer.text(group, to_scene.mapRect(text), flags, name, legend.text_colour, legend.font)
 
 
-def plot_svg(plot: pg.PlotWidget, boxes: Sequence[pg.ViewBox], legend: pg.LegendItem | None = None) -> bytes:
+def plot_svg(plot: pg.PlotWidget, boxes: Sequence[pg.ViewBox], legend: LegendRow | None = None) -> bytes:
     """The visible part of ``plot`` as an SVG document (UTF-8): ``boxes`` drawn in order, then ``legend``."""
     area = plot.mapToScene(plot.viewport().rect()).boundingRect()
     writer = _Writer(area, plot.font(), plot.logicalDpiY())
