@@ -130,6 +130,7 @@ class ExportController(QObject):
         self._window = window
         self._timeline = timeline
         self._plot = plot
+        self._last_folder: Path | None = None
         self.history_action = QAction("&History as JSON Lines…", self)
         self.history_action.triggered.connect(lambda _checked=False: self.ask_history(filtered=False))
         self.filtered_action = QAction("&Filtered History as JSON Lines…", self)
@@ -160,14 +161,24 @@ class ExportController(QObject):
     def _ask(
         self, caption: str, name: str, name_filter: str, chosen: Callable[[Path], object]
     ) -> QFileDialog:
-        folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-        dialog = QFileDialog(self._window, caption, str(Path(folder) / name), name_filter)
+        dialog = QFileDialog(self._window, caption, str(self._folder() / name), name_filter)
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setDefaultSuffix(Path(name).suffix.lstrip("."))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.fileSelected.connect(lambda selected: chosen(Path(selected)))
+        dialog.fileSelected.connect(lambda selected: self._chosen(Path(selected), chosen))
         dialog.open()  # not exec(): see the module doc
         return dialog
+
+    def _folder(self) -> Path:
+        """Where the next dialog opens: the last export's folder, else Documents, else home."""
+        if self._last_folder is not None and self._last_folder.is_dir():
+            return self._last_folder
+        documents = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation))
+        return documents if documents.is_dir() else Path.home()
+
+    def _chosen(self, path: Path, then: Callable[[Path], object]) -> None:
+        self._last_folder = path.parent
+        then(path)
 
     def ask_history(self, *, filtered: bool) -> QFileDialog:
         """Ask where to write the history (``filtered``: what the timeline's filter keeps)."""

@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
         for key, splitter, sizes in (
             ("window/mainSplitter", self.main_splitter, [460, 820]),
             ("window/timelineSplitter", self.timeline_splitter, [420, 330]),
-            ("window/plotSplitter", self.plot_splitter, [300, 500]),
+            ("window/plotSplitter", self.plot_splitter, [360, 540]),
         ):
             saved = settings.value(key)
             if not (isinstance(saved, QByteArray) and splitter.restoreState(saved)):

@@ -31,6 +31,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +50,13 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
-    QToolButton,
     QVBoxLayout,
     QWidget,
     QWidgetAction,
 )
 
 from inspector.gui.highlighting import is_dark_palette
-from inspector.gui.plot_axes import BYTES, NUMBER, UnitAxis, unit_of
+from inspector.gui.plot_axes import BYTES, NUMBER, TimeAxis, UnitAxis, unit_of
 from inspector.gui.plot_items import MARKER_KINDS, FilterShade, LegendRow, MarkerItem, min_max_polyline
 from inspector.gui.plot_svg import plot_svg
 from inspector.gui.tasks import TaskSet
@@ -80,6 +80,7 @@ __all__ = [
     "HistoryPlotPanel",
     "PlotColours",
     "SeriesPicker",
+    "format_span",
     "plot_colours",
 ]
 
@@ -243,7 +244,7 @@ class HistoryPlotPanel(QWidget):
         self._oldest_ms: int | None = None
         self._newest_ms: int | None = None
         self._coverage: tuple[float, float, float] | None = None  # first ms, last ms, ms per bucket
-        self._aggregated = 0
+        self._per_pixel = 0.0  # documents per pixel column in what was read last
         self._last_metadata_key: bytes | None = None
         self._ready = False
         self._closed = False
@@ -281,7 +282,7 @@ class HistoryPlotPanel(QWidget):
     def _build_plot(self) -> None:
         self.left_axis = UnitAxis("left")
         self.right_axis = UnitAxis("right")
-        self.time_axis = pg.DateAxisItem(orientation="bottom")
+        self.time_axis = TimeAxis(orientation="bottom")
         self.plot = pg.PlotWidget(
             axisItems={"bottom": self.time_axis, "left": self.left_axis, "right": self.right_axis}
         )
@@ -344,6 +345,8 @@ class HistoryPlotPanel(QWidget):
     def _build_tool_row(self) -> None:
         title = QLabel("History")
         title.setObjectName("panelTitle")
+        self.range_label = QLabel()
+        self.range_label.setObjectName("historyPlotRange")
         self.status = QLabel()
         self.status.setObjectName("historyPlotStatus")
         self.progress = QProgressBar()
@@ -361,11 +364,9 @@ class HistoryPlotPanel(QWidget):
         picker_action.setDefaultWidget(self.picker)
         self.series_menu.addAction(picker_action)
         self.series_menu.aboutToShow.connect(self.refresh_paths)
-        self.series_button = QToolButton()
+        self.series_button = QPushButton("Fields")
         self.series_button.setObjectName("historySeriesButton")
-        self.series_button.setText("Fields")
         self.series_button.setToolTip("Choose the numeric fields to plot, metadata fields included")
-        self.series_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.series_button.setMenu(self.series_menu)
 
         self.whole_button = QPushButton("Whole History")
@@ -383,6 +384,7 @@ class HistoryPlotPanel(QWidget):
         row = self._tool_row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(title)
+        row.addWidget(self.range_label)
         row.addWidget(self.status, 1)
         row.addWidget(self.progress)
         row.addWidget(self.series_button)
@@ -580,7 +582,11 @@ class HistoryPlotPanel(QWidget):
         return not FINEST_READ <= resolution / wanted <= COARSEST_READ
 
     def _on_view_changed(self, *_args: Any) -> None:
-        if self._ready and not self._closed and self.needs_read():
+        if self._closed:
+            return
+        # Zoomed into a day, the axis says only hours: the range says which day.
+        self.range_label.setText(format_span(*self.view_range()) if self._oldest_ms is not None else "")
+        if self._ready and self.needs_read():
             self._requery.start()
 
     # --- reading -------------------------------------------------------------------------------
@@ -633,13 +639,14 @@ class HistoryPlotPanel(QWidget):
         if self._closed:
             return
         self.query_count += 1
-        aggregated = 0
+        per_pixel = 0.0
         for path, buckets_of_path in series.items():
             if path in self._curves:
                 self._set_data(path, *min_max_polyline(buckets_of_path))
-                if len(buckets_of_path):
-                    aggregated = max(aggregated, int(buckets_of_path.count.max()))
-        self._aggregated = aggregated
+                if not path.startswith("metadata.") and len(buckets_of_path):
+                    # Metadata buckets count runs of unchanged metadata, not documents per pixel.
+                    per_pixel = max(per_pixel, float(buckets_of_path.count.sum()) / buckets)
+        self._per_pixel = per_pixel
         self.markers.set_columns(markers)
         self._coverage = (first, last, resolution)
         if set(paths) != set(self._series):
@@ -664,9 +671,9 @@ class HistoryPlotPanel(QWidget):
     def _update_status(self) -> None:
         if self._oldest_ms is None:
             self.status.setText("No documents to plot yet.")
-        elif self._aggregated > 1:
+        elif self._per_pixel >= 1.5:
             self.status.setText(
-                f"Lowest and highest value per pixel (up to {self._aggregated:,} documents each)"
+                f"· each pixel column: lowest and highest of ~{round(self._per_pixel):,} documents"
             )
         else:
             self.status.setText("")
@@ -931,6 +938,19 @@ def _runs(indices: list[int], times: dict[int, int]) -> list[tuple[float, float]
             spans.append((moment, moment))
         previous = index
     return spans
+
+
+def format_span(first_s: float, last_s: float) -> str:
+    """A time range in local time, the date said once when it is one day: ``Nov 22, 10:51 – 16:06``."""
+    first, last = datetime.fromtimestamp(first_s), datetime.fromtimestamp(last_s)
+    if first.date() == last.date():
+        return f"{_day(first)}, {first:%H:%M} – {last:%H:%M}"
+    years = first.year != last.year
+    return f"{_day(first, years)}, {first:%H:%M} – {_day(last, years)}, {last:%H:%M}"
+
+
+def _day(moment: datetime, year: bool = False) -> str:
+    return f"{moment:%b} {moment.day}" + (f" {moment.year}" if year else "")
 
 
 def _neighbours(matches: Sequence[int], index: int) -> list[int]:

@@ -11,12 +11,22 @@ values on the axis are the field's own: only the labels are scaled.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import pyqtgraph as pg
+from pyqtgraph.graphicsItems.DateAxisItem import (
+    DAY_SPACING,
+    MONTH_DAY_ZOOM_LEVEL,
+    MONTH_SPACING,
+    TickSpec,
+    ZoomLevel,
+    makeMStepper,
+    makeSStepper,
+)
 
-__all__ = ["BYTES", "NUMBER", "UnitAxis", "binary_unit", "tick_labels", "unit_of"]
+__all__ = ["BYTES", "NUMBER", "TimeAxis", "UnitAxis", "binary_unit", "tick_labels", "unit_of"]
 
 BYTES = "bytes"
 NUMBER = "number"
@@ -106,3 +116,26 @@ class UnitAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph is untyped
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         return tick_labels(values, spacing, self._magnitude(), self._unit)
+
+
+# Same width as pyqtgraph's "99 Mar" example, so as many labels fit.
+_MONTH_DAY = ZoomLevel(
+    [
+        TickSpec(MONTH_SPACING, makeMStepper(1), "%b"),
+        TickSpec(DAY_SPACING, makeSStepper(DAY_SPACING), "%b %d", autoSkip=[1, 5]),
+    ],
+    "99 Mar",
+)
+
+
+class TimeAxis(pg.DateAxisItem):  # type: ignore[misc]  # pyqtgraph is untyped
+    """`pyqtgraph.DateAxisItem` (x in Unix seconds, local time) whose day labels name the month."""
+
+    zoomLevels: OrderedDict[float, Any]  # the tick formats by widest spacing (pyqtgraph's, in order)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zoomLevels = OrderedDict(
+            (spacing, _MONTH_DAY if level is MONTH_DAY_ZOOM_LEVEL else level)
+            for spacing, level in self.zoomLevels.items()
+        )

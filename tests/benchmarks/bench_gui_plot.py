@@ -84,16 +84,22 @@ def open_peer(directory: Path) -> Ditto:
 
 
 def realistic_documents(
-    ditto: Ditto, count: int, *, metadata_every: int, end_ms: int | None = None, seed: int = 7
+    ditto: Ditto,
+    count: int,
+    *,
+    metadata_every: int,
+    end_ms: int | None = None,
+    step_ms: int = STEP_MS,
+    seed: int = 7,
 ) -> Iterator[CollectedDocument]:
-    """``count`` documents `STEP_MS` apart, the last at ``end_ms`` (now by default)."""
+    """``count`` documents ``step_ms`` apart, the last at ``end_ms`` (now by default)."""
     rng = random.Random(seed)
     end_ms = end_ms if end_ms is not None else int(time.time() * 1000)
-    first = end_ms - (count - 1) * STEP_MS
+    first = end_ms - (count - 1) * step_ms
     available, store = 180 * 2**30, 2 * 2**20
     metadata = MetadataValue(b"{}")
     for i in range(count):
-        ts = first + i * STEP_MS
+        ts = first + i * step_ms
         if i % metadata_every == 0:
             level = round(100 * (0.55 + 0.45 * math.cos(i / (metadata_every * 12))), 1)
             build = 4100 + i // (metadata_every * 40)
@@ -121,7 +127,7 @@ def realistic_documents(
                 "ditto_store": store,
             },
             "logs_config": {"enabled": True, "minimum_level": "warning"},
-            "system_uptime_seconds": 1000.0 + i * STEP_MS / 1000,
+            "system_uptime_seconds": 1000.0 + i * step_ms / 1000,
             "process": {"pid": 4242, "memory_rss_bytes": 110 * 2**20 + rng.randint(0, 30 * 2**20)},
         }
         yield CollectedDocument(
@@ -129,10 +135,14 @@ def realistic_documents(
         )
 
 
-async def fill(ditto: Ditto, count: int, *, metadata_every: int, end_ms: int | None = None) -> None:
-    """Store ``count`` realistic documents, `BATCH` per transaction."""
+async def fill(
+    ditto: Ditto, count: int, *, metadata_every: int, end_ms: int | None = None, step_ms: int = STEP_MS
+) -> None:
+    """Store ``count`` realistic documents, `BATCH` per transaction (see `realistic_documents`)."""
     batch: list[CollectedDocument] = []
-    for document in realistic_documents(ditto, count, metadata_every=metadata_every, end_ms=end_ms):
+    for document in realistic_documents(
+        ditto, count, metadata_every=metadata_every, end_ms=end_ms, step_ms=step_ms
+    ):
         batch.append(document)
         if len(batch) == BATCH:
             await ditto.store.import_documents(batch)

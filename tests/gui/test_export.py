@@ -2,6 +2,7 @@
 
 import asyncio
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import orjson
 from PySide6.QtGui import QImage
@@ -138,4 +139,6 @@ def test_the_file_menu_asks_where_without_blocking(window, qtbot):
     qtbot.waitUntil(dialog.isVisible)
     assert dialog.acceptMode() == QFileDialog.AcceptMode.AcceptSave
     assert dialog.defaultSuffix() == "svg"
+    assert dialog.directory().absolutePath() == str(Path.home())  # no Documents folder here
+    assert dialog.selectedFiles()[0].endswith("test-device-plot.svg")
     dialog.reject()

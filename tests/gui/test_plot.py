@@ -94,7 +94,7 @@ def test_a_spike_in_a_long_history_survives_min_max_per_pixel(ditto, run, make_w
     pixel = (right - left) / panel.left_box.width()
     assert abs(x[y.index(low)] - documents[2345].ts_ms / 1000) <= pixel  # in its pixel column
     assert abs(x[y.index(high)] - documents[4321].ts_ms / 1000) <= pixel
-    assert "per pixel" in panel.status.text()
+    assert "each pixel column: lowest and highest of" in panel.status.text()
 
 
 def test_zooming_in_reads_the_range_again_in_full_detail(ditto, run, make_window, qtbot):
@@ -341,3 +341,14 @@ def test_buckets_become_a_polyline_through_each_minimum_and_maximum():
     assert list(x) == [0.0, 10.0, 15.0, 20.0]
     # A bucket of one: its point; of many: both extremes, highest first on the way down to 4.
     assert list(y) == [5.0, 9.0, 1.0, 4.0]
+
+
+def test_the_visible_range_is_said_in_words():
+    from datetime import datetime
+
+    from inspector.gui.plot import format_span
+
+    day = datetime(2026, 11, 22, 10, 51).timestamp()
+    assert format_span(day, day + 5 * 3600 + 15 * 60) == "Nov 22, 10:51 – 16:06"
+    assert format_span(day, day + 3 * 86400) == "Nov 22, 10:51 – Nov 25, 10:51"
+    assert format_span(day, day + 60 * 86400) == "Nov 22 2026, 10:51 – Jan 21 2027, 10:51"
