@@ -99,8 +99,8 @@ MIN_SPAN_S = 60.0
 MIN_BYTES_RANGE = 4096.0
 """A flat bytes curve still gets a readable axis (not one that counts single bytes)."""
 LEGEND_POINT_SIZE = 9.0
-PROGRESS_AFTER_S = 0.15
-"""A read that reports progress shows it once it has taken this long."""
+PROGRESS_AFTER_MS = 150
+"""A read that lasts this long shows its progress (or that it is busy) in the tool row."""
 
 # (light ground, dark ground): Matplotlib's tab10, and a lighter set that reads on near-black.
 _CURVE_COLOURS = (
@@ -250,7 +250,6 @@ class HistoryPlotPanel(QWidget):
         self._closed = False
         self._query_task: asyncio.Task[None] | None = None
         self._query_again = False
-        self._query_started = 0.0
         self._timeline: TimelinePanel | None = None
         self._match_state: tuple[str, int, int] | None = None
         self._match_times: dict[int, int] = {}
@@ -273,6 +272,11 @@ class HistoryPlotPanel(QWidget):
         self._requery.setSingleShot(True)
         self._requery.setInterval(REQUERY_DELAY_MS)
         self._requery.timeout.connect(self._start_query)
+        self._reveal = QTimer(self)
+        self._reveal.setObjectName("historyPlotProgressReveal")
+        self._reveal.setSingleShot(True)
+        self._reveal.setInterval(PROGRESS_AFTER_MS)
+        self._reveal.timeout.connect(lambda: self.progress.setVisible(self._query_task is not None))
         self._unsubscribe = source.subscribe(self._on_change)
         self._layout_curves()
         self.apply_palette(self.palette())
@@ -401,6 +405,7 @@ class HistoryPlotPanel(QWidget):
         """Stop following the source and reading (the window is closing)."""
         self._closed = True
         self._requery.stop()
+        self._reveal.stop()
         self._unsubscribe()
         self.series_menu.close()
         # pyqtgraph's context menus have no Qt parent: nothing deletes them with the window.
@@ -618,13 +623,16 @@ class HistoryPlotPanel(QWidget):
                     break
         finally:
             self._query_task = None
-            self._show_progress(None)
+            self._reveal.stop()
+            self.progress.setVisible(False)
 
     async def _read(self) -> None:
         first, last, buckets, resolution = self._wanted()
         paths = list(self._series)
         loop = asyncio.get_running_loop()
-        self._query_started = loop.time()
+        self.progress.setRange(0, 0)  # busy, until (and unless) the source reports how far it got
+        if not self.progress.isVisible():
+            self._reveal.start()
 
         def progress(fraction: float) -> None:  # on the source's thread
             with contextlib.suppress(RuntimeError):  # the loop closed under a late report
@@ -658,15 +666,11 @@ class HistoryPlotPanel(QWidget):
         self._data[path] = (x, y)
         self._curves[path].setData(x, y)
 
-    def _show_progress(self, fraction: float | None) -> None:
-        if self._closed:
-            return
-        if fraction is None or fraction >= 1.0:
-            self.progress.setVisible(False)
-            return
-        if asyncio.get_event_loop().time() - self._query_started >= PROGRESS_AFTER_S:
-            self.progress.setVisible(True)
-        self.progress.setValue(round(fraction * 100))
+    def _show_progress(self, fraction: float) -> None:
+        """How far the source got (0..1); shown once the read has lasted `PROGRESS_AFTER_MS`."""
+        if not self._closed and self._query_task is not None:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(round(min(1.0, fraction) * 100))
 
     def _update_status(self) -> None:
         if self._oldest_ms is None:

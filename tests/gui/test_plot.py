@@ -1,5 +1,6 @@
 """The history plot: what its curves hold, the fields it plots, live updates, markers, the timeline link."""
 
+import asyncio
 import json
 import time
 
@@ -352,3 +353,25 @@ def test_the_visible_range_is_said_in_words():
     assert format_span(day, day + 5 * 3600 + 15 * 60) == "Nov 22, 10:51 – 16:06"
     assert format_span(day, day + 3 * 86400) == "Nov 22, 10:51 – Nov 25, 10:51"
     assert format_span(day, day + 60 * 86400) == "Nov 22 2026, 10:51 – Jan 21 2027, 10:51"
+
+
+def test_a_long_read_shows_how_far_it_got(ditto, run, make_window, qtbot, monkeypatch):
+    store_history(ditto, run, 20, metadata=lambda i: {"battery": {"level": i}})
+    window = make_window()
+    panel = plotted(qtbot, window)
+    gate = asyncio.Event()
+    series = window.history.series
+
+    async def slow_series(paths, first, last, buckets, progress=None):
+        progress(0.4)  # a scan of metadata runs reports as it goes
+        await gate.wait()
+        return await series(paths, first, last, buckets, progress)
+
+    monkeypatch.setattr(window.history, "series", slow_series)
+    panel.add_series("metadata.battery.level")
+
+    qtbot.waitUntil(panel.progress.isVisible)  # after a moment, not at once
+    qtbot.waitUntil(lambda: panel.progress.value() == 40)
+    gate.set()
+    qtbot.waitUntil(lambda: not panel.busy)
+    assert not panel.progress.isVisible()
