@@ -113,6 +113,7 @@ _CURVE_COLOURS = (
     ("#8c564b", "#e3b341"),
     ("#e377c2", "#f778ba"),
 )
+_UNIT_TIPS = {BYTES: "Bytes: read in KiB, MiB, GiB on the bytes axis", NUMBER: "A number"}
 _MARKER_COLOURS = {
     "metadata": ("#8250df", "#bc8cff"),
     "connected": ("#1a7f37", "#3fb950"),
@@ -199,7 +200,9 @@ class SeriesPicker(QWidget):
                 item = QListWidgetItem(path)
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked if path in chosen_set else Qt.CheckState.Unchecked)
-                item.setToolTip("bytes (left axis group)" if unit_of(path) == BYTES else "a number")
+                item.setToolTip(
+                    "Bytes: read on the axis in KiB, MiB, GiB" if unit_of(path) == BYTES else "A number"
+                )
                 self.list.addItem(item)
         self._apply_filter(self.filter_edit.text())
 
@@ -304,7 +307,7 @@ class HistoryPlotPanel(QWidget):
             # step) doubles the plot's paint time and adds nothing readable.
             axis.setStyle(maxTickLevel=1)
         item.showAxis("right")
-        # Values are the right axis's business; a second box for them, sharing the time axis.
+        # A second unit gets its own box, read on the right axis, sharing the time axis.
         self.left_box: pg.ViewBox = item.getViewBox()
         self.right_box = pg.ViewBox(enableMenu=False)
         self.right_box.setZValue(1)  # above the plot item (and its box): the overlays cover every curve
@@ -320,7 +323,7 @@ class HistoryPlotPanel(QWidget):
         self.left_box.sigResized.connect(self._sync_boxes)
         self.left_box.sigXRangeChanged.connect(self._on_view_changed)
         self.left_box.sigResized.connect(self._on_view_changed)
-        self.left_box.border = None  # a border pen of NoPen still paints an empty path
+        self.left_box.border = None  # pyqtgraph paints a NoPen border path on every paint otherwise
 
         # The overlays go in the box drawn last, above every curve.
         self.markers = MarkerItem()
