@@ -32,12 +32,14 @@ __all__ = [
     "CROWDED_PIXELS",
     "FLAG",
     "MARKER_KINDS",
+    "TICK",
     "FilterShade",
     "LegendRow",
     "MarkerItem",
     "describe_marker",
     "describe_markers",
     "min_max_polyline",
+    "tick_pen",
 ]
 
 MARKER_KINDS = ("metadata", "connected", "disconnected", "error")
@@ -54,6 +56,8 @@ FLAG = 5
 """Half the width of a marker's flag on the time axis (pixels)."""
 CROWDED_PIXELS = 8
 """Fewer pixels than this per marker line: markers become ticks on the time axis."""
+TICK = 6
+"""The height of a crowded marker's tick (pixels)."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -234,24 +238,39 @@ class MarkerItem(_ViewOverlay):
         bottom = transform.map(QPointF(rect.left(), rect.top())).y()
         top = transform.map(QPointF(rect.left(), rect.bottom())).y()
         for kind, xs in columns.items():
-            pixels = (transform.m11() * xs + transform.m21() * rect.top() + transform.m31()).tolist()
+            pixels = transform.m11() * xs + transform.m21() * rect.top() + transform.m31()
             colour = self.colours[kind]
-            if crowded:
-                painter.setPen(QPen(colour, 2))
-                painter.drawLines([QLineF(x, bottom, x, bottom - 2 * FLAG) for x in pixels])
+            if crowded:  # up to one tick per pixel column: one path, built from arrays
+                painter.setPen(tick_pen(colour))
+                painter.drawPath(_segments(pixels, bottom, bottom - TICK))
                 continue
             faint = QColor(colour)
             faint.setAlpha(110)
             painter.setPen(QPen(faint, 1, Qt.PenStyle.DashLine))
-            painter.drawLines([QLineF(x, top, x, bottom) for x in pixels])
+            painter.drawPath(_segments(pixels, top, bottom))
             flags = QPainterPath()
-            for x in pixels:
+            for x in pixels.tolist():
                 flags.addPolygon(
                     QPolygonF(
                         [QPointF(x - FLAG, bottom), QPointF(x + FLAG, bottom), QPointF(x, bottom - 2 * FLAG)]
                     )
                 )
             painter.fillPath(flags, QBrush(colour))
+
+
+def tick_pen(colour: QColor) -> QPen:
+    """The pen of a crowded marker's tick: thin and half-transparent, so dense ticks read as a density."""
+    faint = QColor(colour)
+    faint.setAlpha(150)
+    return QPen(faint, 1)
+
+
+def _segments(xs: FloatArray, y0: float, y1: float) -> QPainterPath:
+    """Vertical segments from ``y0`` to ``y1`` at each of ``xs``, as one path."""
+    x = np.repeat(xs, 2)
+    y = np.tile(np.array([y0, y1]), len(xs))
+    path: QPainterPath = pg.arrayToQPath(x, y, connect="pairs")
+    return path
 
 
 class FilterShade(_ViewOverlay):

@@ -23,7 +23,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QTransform
 
-from inspector.gui.plot_items import FLAG, FilterShade, LegendRow, MarkerItem
+from inspector.gui.plot_items import FLAG, TICK, FilterShade, LegendRow, MarkerItem, tick_pen
 
 __all__ = ["plot_svg"]
 
@@ -221,7 +221,10 @@ def _box(writer: _Writer, box: pg.ViewBox, group: ET.Element) -> None:
                     sx = transform.map(QPointF(x, 0)).x()
                     foot = QPointF(sx, area.bottom())
                     if crowded:
-                        writer.line(inner, foot, QPointF(sx, area.bottom() - 2 * FLAG), _stroke(colour, 2))
+                        pen = tick_pen(colour)
+                        writer.line(
+                            inner, foot, QPointF(sx, area.bottom() - TICK), _stroke(pen.color(), pen.widthF())
+                        )
                         continue
                     writer.line(inner, QPointF(sx, area.top()), foot, _stroke(faint, dash=True))
                     fx, fy = writer.point(foot)
