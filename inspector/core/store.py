@@ -1521,6 +1521,27 @@ class Store(SQLiteWorker):
     def _checkpoint(self) -> None:
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    async def timestamps(self, seqs: Sequence[int]) -> dict[int, int]:
+        """``ts`` (ms) of the stored documents ``seqs``, by seq (seqs no longer kept are left out)."""
+        return await self._call(self._timestamps_of, sorted(set(seqs)))
+
+    async def marker_columns(self, first_ms: int, last_ms: int, buckets: int) -> list[tuple[str, int, int]]:
+        """The markers of ``[first_ms, last_ms]`` per equal bucket and kind: ``(kind, first ts, count)``.
+
+        At most ``buckets`` rows per kind however many markers the range holds (one per pixel
+        column, for a plot); `markers` gives the details of a narrow range.
+        """
+        return await self._call(self._marker_columns, first_ms, last_ms, max(1, buckets))
+
+    def _marker_columns(self, first_ms: int, last_ms: int, buckets: int) -> list[tuple[str, int, int]]:
+        span = max(1, last_ms - first_ms + 1)
+        rows = self._conn.execute(
+            "SELECT kind, min(ts), count(*) FROM markers WHERE ts BETWEEN ?1 AND ?2 "
+            "GROUP BY kind, ((ts - ?1) * ?3) / ?4 ORDER BY 2",
+            (first_ms, last_ms, buckets, span),
+        ).fetchall()
+        return [(kind, int(ts), int(count)) for kind, ts, count in rows]
+
 
 def _merge_into(
     block: _OpenBlock, ts_first: int, ts_last: int, count: int, mins: Sequence[float], maxs: Sequence[float]

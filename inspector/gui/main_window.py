@@ -21,10 +21,13 @@ from inspector.core.ditto import Ditto
 from inspector.gui.bridge import PeerBridge
 from inspector.gui.controls import CollectionControls, SyncScopeControl
 from inspector.gui.document_view import DocumentPanel
+from inspector.gui.export import ExportController
 from inspector.gui.formatting import format_interval
 from inspector.gui.metadata_editor import MetadataEditorPanel
+from inspector.gui.plot import HistoryPlotPanel
 from inspector.gui.status_bar import PeerStatusBar
 from inspector.gui.tasks import TaskSet
+from inspector.gui.theme import ThemeController
 from inspector.gui.timeline import TimelinePanel
 from inspector.history.local import LocalHistory
 
@@ -39,7 +42,8 @@ class MainWindow(QMainWindow):
 
     ``settings`` keeps the window's geometry and splitter positions; by default the
     application's `QSettings`. Closing the window stops its work and emits `closed`;
-    ``await wait_closed()`` then waits until its tasks have ended.
+    ``await wait_closed()`` then waits until its tasks have ended. ``plot=False``
+    builds it without the history plot (``plot_panel`` is then None).
     """
 
     closed = Signal()
@@ -51,6 +55,7 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
         *,
         clock: Clock | None = None,
+        plot: bool = True,
     ) -> None:
         super().__init__(parent)
         self._ditto = ditto
@@ -68,6 +73,11 @@ class MainWindow(QMainWindow):
         self.metadata_panel = MetadataEditorPanel(ditto.small_peer_info, self._tasks)
         self.timeline_panel = TimelinePanel(self.history, self._tasks, self._clock, self._empty_timeline_text)
         self.document_panel = DocumentPanel(self.history, self._tasks)
+        self.plot_panel = HistoryPlotPanel(self.history, self._tasks, self._settings) if plot else None
+        if self.plot_panel is not None:
+            self.plot_panel.link_timeline(self.timeline_panel)
+        self.theme = ThemeController(self._settings, self)
+        self.export = ExportController(self.history, self._tasks, self, self.timeline_panel, self.plot_panel)
         self.status_bar = PeerStatusBar(ditto, self.bridge, self._clock)
         self.setStatusBar(self.status_bar)
         self._build_layout()
@@ -78,6 +88,7 @@ class MainWindow(QMainWindow):
             self.scope_control,
             self.metadata_panel,
             self.document_panel,
+            self.export,
         ):
             source.message.connect(self.status_bar.show_message)
         self.bridge.metadataChanged.connect(self.metadata_panel.on_metadata_changed)
@@ -92,6 +103,8 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self.scope_control.start()
         self.timeline_panel.start()
+        if self.plot_panel is not None:
+            self.plot_panel.start()
         self._tick.start()
 
     # --- the parts, for tests and automation ---------------------------------------------------
@@ -148,13 +161,23 @@ class MainWindow(QMainWindow):
         layout.addLayout(message_row)
         body = QVBoxLayout()
         body.setContentsMargins(8, 4, 8, 4)
-        body.addWidget(self.main_splitter)
+        # The plot spans the window above the editor and the timeline: the most pixel columns.
+        self.plot_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.plot_splitter.setObjectName("plotSplitter")
+        if self.plot_panel is not None:
+            self.plot_splitter.addWidget(self.plot_panel)
+        self.plot_splitter.addWidget(self.main_splitter)
+        self.plot_splitter.setChildrenCollapsible(False)
+        self.plot_splitter.setStretchFactor(self.plot_splitter.count() - 1, 1)
+        body.addWidget(self.plot_splitter)
         layout.addLayout(body, 1)
         self.setCentralWidget(central)
 
     def _build_menus(self) -> None:
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
+        file_menu.addMenu(self.export.menu(self))
+        file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit")
         quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
@@ -184,6 +207,9 @@ class MainWindow(QMainWindow):
         copy = view_menu.addAction("&Copy Document")
         copy.setShortcut(QKeySequence("Ctrl+Shift+C"))
         copy.triggered.connect(self.document_panel.copy)
+        view_menu.addSeparator()
+        theme_menu = view_menu.addMenu("&Theme")
+        theme_menu.addActions(list(self.theme.actions.values()))
 
         help_menu = menus.addMenu("&Help")
         about = help_menu.addAction("&About Small Peer Inspector")
@@ -241,6 +267,7 @@ class MainWindow(QMainWindow):
         for key, splitter, sizes in (
             ("window/mainSplitter", self.main_splitter, [460, 820]),
             ("window/timelineSplitter", self.timeline_splitter, [420, 330]),
+            ("window/plotSplitter", self.plot_splitter, [360, 540]),
         ):
             saved = settings.value(key)
             if not (isinstance(saved, QByteArray) and splitter.restoreState(saved)):
@@ -257,6 +284,7 @@ class MainWindow(QMainWindow):
         settings.setValue("window/state", self.saveState())
         settings.setValue("window/mainSplitter", self.main_splitter.saveState())
         settings.setValue("window/timelineSplitter", self.timeline_splitter.saveState())
+        settings.setValue("window/plotSplitter", self.plot_splitter.saveState())
         settings.setValue("timeline/header", self.timeline_panel.view.horizontalHeader().saveState())
         settings.setValue("document/showDiff", self.document_panel.diff_toggle.isChecked())
         settings.sync()
@@ -271,6 +299,8 @@ class MainWindow(QMainWindow):
             self.collection_controls.shutdown()
             self.metadata_panel.shutdown()
             self.timeline_panel.shutdown()
+            if self.plot_panel is not None:
+                self.plot_panel.shutdown()
             self._tasks.cancel()
             self.closed.emit()
         super().closeEvent(event)

@@ -127,3 +127,9 @@ class LocalHistory:
             return
         for listener in list(self._listeners):
             listener(change)
+
+    async def timestamps(self, indices: Sequence[int]) -> dict[int, int]:
+        return await self._store.timestamps(indices)
+
+    async def marker_columns(self, first_ms: int, last_ms: int, buckets: int) -> list[tuple[str, int, int]]:
+        return await self._store.marker_columns(first_ms, last_ms, buckets)

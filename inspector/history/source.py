@@ -155,3 +155,19 @@ class HistorySource(Protocol):
     def subscribe(self, listener: Callable[[HistoryChange], None]) -> Unsubscribe:
         """Call ``listener`` on the event loop for every change; returns the way to stop."""
         ...
+
+    async def timestamps(self, indices: Sequence[int]) -> dict[int, int]:
+        """``last_updated_at`` (ms) of the documents ``indices`` that are still kept, by index.
+
+        What a plot needs to place documents it knows by index (the timeline's
+        selection, a filter's matches) on its time axis.
+        """
+        ...
+
+    async def marker_columns(self, first_ms: int, last_ms: int, buckets: int) -> list[tuple[str, int, int]]:
+        """`markers` of the range folded per kind into ``buckets`` equal spans: ``(kind, first ts, count)``.
+
+        In time order; at most ``buckets`` per kind, however many markers the range
+        holds: what a plot draws (it asks `markers` for the details of the few it hovers).
+        """
+        ...
