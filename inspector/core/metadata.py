@@ -1,17 +1,20 @@
 """Validates small peer info metadata: a JSON object, compact size < 128 KiB, depth <= 64.
 
 `validate` is pure and cheap enough to run on every edit in the window and on every
-set: JSON text costs about 1.5 parses of it, a dict about two encodings of it. No
-Python-level loop runs per node on the way to an accepted value; the per-node work is
-done by C code (orjson, ``gc.get_referents``, ``bytes`` methods, ``sum``/``len``/
-``str.join`` over whole lists). Slow, iterative walks only run to explain a refusal or
-to rebuild a value that is not made of plain JSON types. Nothing recurses in Python,
-whatever the depth.
+set: JSON text costs about 1.5 parses of it; a dict of numbers about 2.5 encodings of
+it, one made of short strings up to 5 (orjson encodes a short string faster than
+Python can call one function on it). No Python-level loop runs per node on the way to
+an accepted value; the per-node work is done by C code (orjson, ``gc.get_referents``,
+``bytes`` methods, ``sum``/``len``/``str.join`` over whole lists). Slow, iterative
+walks only run to explain a refusal or to rebuild a value that is not made of plain
+JSON types. Nothing recurses in Python, whatever the depth.
 
-Text is parsed by orjson and re-encoded compactly (the size is exact); its depth is
-counted on the compact encoding; integer literals too long for 64 bits, which orjson
-would turn into floats, are looked for only when the encoding has a float of that
-magnitude. A dict is proved plain first, one nesting level at a time: every object is
+Text is parsed by orjson and re-encoded compactly (the size is exact); the levels of
+the parsed value are counted by ``gc.get_referents`` (the exact depth is measured when
+first asked for, or when the value comes near the limit); integer literals too long
+for 64 bits, which orjson would turn into floats, are looked for only when the encoding
+has a float of that magnitude. A dict is proved plain first, one nesting level at a
+time: every object is
 an exact ``dict``/``list``/``str``/``int``/``float``/``bool``/``None`` (orjson would
 silently turn NaN into ``null``, tuples into arrays, UUIDs and enums into their values),
 floats are finite, and the characters of its strings and keys, counted each time a
@@ -153,9 +156,10 @@ def _validate_text(text: str) -> ValidatedMetadata:
             line=line,
             column=column,
         )
-    # The depth is one of the last two levels; only a value this close to the limit needs
-    # the exact answer now, others get it when asked.
-    depth = _value_depth(value) if _levels(value) > MAX_METADATA_DEPTH else None
+    # The depth is the number of levels or one less; only a value this close to the limit
+    # needs the exact answer now, others get it when asked.
+    levels, last = _deepest_level(value)
+    depth = _depth(levels, last) if levels > MAX_METADATA_DEPTH else None
     if depth is not None and depth > MAX_METADATA_DEPTH:
         raise _text_depth_error(source)
     encoded = orjson.dumps(value)
@@ -212,33 +216,30 @@ class _Source:
         return _structure_depth(nesting) > MAX_METADATA_DEPTH
 
 
-def _levels(value: dict[str, Any]) -> int:
-    """How many levels of ``value`` hold anything (its depth, or one more when the last holds only scalars).
+def _deepest_level(value: dict[str, Any]) -> tuple[int, list[Any]]:
+    """How many levels of a plain JSON value hold anything, and the last of them.
 
-    Stops past the depth limit (the value may be a cycle).
+    Stops one level past the depth limit.
     """
     level: list[Any] = [value]
     levels = 1
     while levels <= MAX_METADATA_DEPTH + 1:
-        level = gc.get_referents(*level)  # scalars have none: only containers lead on
-        if not level:
-            break
-        levels += 1
-    return levels
-
-
-def _value_depth(value: dict[str, Any]) -> int:
-    """The exact depth of a value made of plain JSON types (as parsed by orjson)."""
-    level: list[Any] = [value]
-    levels = 1
-    while levels <= MAX_METADATA_DEPTH + 1:
-        deeper = gc.get_referents(*level)
+        deeper = gc.get_referents(*level)  # scalars have none: only containers lead on
         if not deeper:
             break
         level = deeper
         levels += 1
-    # The last level's containers, if any, are empty ones.
-    return levels if not _CONTAINER_TYPES.isdisjoint(map(type, level)) else levels - 1
+    return levels, level
+
+
+def _depth(levels: int, last: list[Any]) -> int:
+    # The containers of the last level, if any, are empty ones.
+    return levels if not _CONTAINER_TYPES.isdisjoint(map(type, last)) else levels - 1
+
+
+def _value_depth(value: dict[str, Any]) -> int:
+    """The exact depth of a value made of plain JSON types (as parsed by orjson)."""
+    return _depth(*_deepest_level(value))
 
 
 def _refuse_text_too_large_to_parse(source: _Source) -> None:
@@ -349,10 +350,9 @@ def _path_in_text(source: _Source, offset: int, *, inside_string: bool = False) 
         position = _string_start(data, position)
     key: str | None = None
     if data[position : position + 1] == b'"':
-        token = _neutral(data[position:])
-        end = token.find(b'"', 1) + 1
-        if end and _COLON_NEXT.match(token, end):
-            key = _decode_key(token[:end])
+        end = _string_end(data, position)
+        if end and _COLON_NEXT.match(data, end):
+            key = _decode_key(_neutral(data[position:end]))
     # Text padded with blanks has few runs of them: squeezed to one blank each, the text
     # to walk is far shorter. Only a key holding blanks can come out different; then the
     # walk is done again on the exact bytes.
@@ -378,14 +378,24 @@ _KEY_PENDING = object()  # the innermost object is between members
 def _string_start(data: bytes, position: int) -> int:
     """The position of the quote that opens the string holding ``position``."""
     quote = data.rfind(b'"', 0, position)
-    while quote > 0:
-        start = quote
-        while start and data[start - 1] == ord("\\"):
-            start -= 1
-        if not (quote - start) % 2:  # not escaped
-            break
+    while quote > 0 and _escaped(data, quote):
         quote = data.rfind(b'"', 0, quote)
     return max(quote, 0)
+
+
+def _string_end(data: bytes, opening: int) -> int:
+    """The position just past the quote that closes the string opened at ``opening`` (0 if none does)."""
+    quote = data.find(b'"', opening + 1)
+    while quote > 0 and _escaped(data, quote):
+        quote = data.find(b'"', quote + 1)
+    return quote + 1
+
+
+def _escaped(data: bytes, quote: int) -> bool:
+    start = quote
+    while start and data[start - 1] == ord("\\"):
+        start -= 1
+    return bool((quote - start) % 2)
 
 
 def _open_members(before: bytes) -> list[Any] | None:
@@ -474,17 +484,22 @@ def _plain_depth(value: dict[str, Any]) -> int | None:
 
     One nesting level at a time, at C speed and without running any code of the value's
     own: every object is of an exact JSON type, floats are finite, string and key
-    characters (shared objects counted at each occurrence) stay under `_CHAR_CAP`, and
-    no deeper than the limit. Raises SIZE_LIMIT_EXCEEDED as soon as a lower bound of
-    the compact size reaches the limit, so a huge value costs no more than its first
-    levels. None sends the value to `_plain_copy`, which rebuilds or explains it.
+    characters (shared objects counted at each occurrence, but for the keys of one large
+    dict) stay under `_CHAR_CAP`, and no deeper than the limit. Raises
+    SIZE_LIMIT_EXCEEDED as soon as a lower bound of the compact size reaches the limit,
+    so a huge value costs no more than its first levels. None sends the value to
+    `_plain_copy`, which rebuilds or explains it.
     """
     dicts: list[dict[str, Any]] = [value]
     lists: list[list[Any]] = []
     depth = 1
     at_least = 0  # bytes of the compact encoding
     chars = 0  # string and key characters counted so far, an upper bound
-    lone: set[int] = set()  # dicts alone on their level, whose keys were not counted
+    # One occurrence of one dict may keep its keys uncounted: its keys are distinct objects
+    # it holds, so encoding them costs what the caller allocated, however long they are.
+    # Counting a large dict's keys is what costs most, so the one is the largest dict
+    # found alone on its level (a dict that many others hold cannot be alone).
+    uncounted: dict[str, Any] | None = None
     while True:
         keys = sum(map(len, dicts))
         items = sum(map(len, lists)) if lists else 0
@@ -499,12 +514,12 @@ def _plain_depth(value: dict[str, Any]) -> int | None:
         if len(children) != children_count:
             # The collector sees the keys of a dict only when they are not all exact str.
             return None
-        if len(dicts) == 1 and id(dicts[0]) not in lone:
-            # A dict's keys are distinct objects it holds: alone on its level, it cannot
-            # repeat them, and encoding them costs what the caller already allocated.
-            lone.add(id(dicts[0]))
-        elif keys:
-            key_chars, key_bound = _key_chars(dicts, keys, _CHAR_CAP - chars)
+        counted = dicts
+        lone = dicts[0] if len(dicts) == 1 and keys > _FEW_KEYS else None
+        if lone is not None and lone is not uncounted and (uncounted is None or len(uncounted) < keys):
+            counted, uncounted = ([] if uncounted is None else [uncounted]), lone
+        if counted:
+            key_chars, key_bound = _key_chars(counted, sum(map(len, counted)), _CHAR_CAP - chars)
             at_least += key_chars
             chars += key_bound
             _check_lower_bound(at_least)
@@ -840,6 +855,7 @@ _OPEN_IS_TWO = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 _HIDE = bytes.maketrans(b"[]{},:", b"\x03\x04\x05\x06\x07\x08")
 _UNHIDE = bytes.maketrans(b"\x03\x04\x05\x06\x07\x08", b"[]{},:")
 _FEW_BLANK_RUNS = 4096
+_FEW_KEYS = 64
 _BLANKS = re.compile(r"\s")
 _COMPLETE_CONTAINER = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
 _OPENING = re.compile(rb"[\[{]")

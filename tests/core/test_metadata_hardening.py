@@ -100,6 +100,16 @@ async def test_the_setters_refuse_a_surrogate_key_with_the_metadata_error(ditto)
 _LONG_KEY = "k" * 100_000
 
 
+def _key_chain(levels, width):
+    """Nested dicts, one per level, each with the same long key object (and ``width`` others)."""
+    value = {}
+    inner = value
+    for _ in range(levels):
+        inner.update((f"k{i}", i) for i in range(width))
+        inner[_LONG_KEY] = inner = {}
+    return value
+
+
 @pytest.mark.parametrize(
     "build",
     [
@@ -109,8 +119,19 @@ _LONG_KEY = "k" * 100_000
         lambda: {"a": ["x" * 1_000_000] * 20_000},
         lambda: {"a": [[list(range(1_000))] * 1_000] * 1_000},
         lambda: collections.OrderedDict(a=[{"k" * 100_000: 1}] * 1_000),
+        lambda: _key_chain(60, 0),
+        lambda: _key_chain(60, 100),
     ],
-    ids=["one-dict-many-times", "fewer-times", "one-key-many-dicts", "one-string", "lists", "subclass"],
+    ids=[
+        "one-dict-many-times",
+        "fewer-times",
+        "one-key-many-dicts",
+        "one-string",
+        "lists",
+        "subclass",
+        "one-key-down-a-chain",
+        "one-key-down-a-chain-of-large-dicts",
+    ],
 )
 def test_a_value_that_expands_is_refused_before_it_is_encoded(build):
     value = build()
