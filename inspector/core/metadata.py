@@ -672,9 +672,9 @@ def _plain_copy(value: Any) -> tuple[dict[str, Any], int]:
                 size = dict.__len__(node)
                 at_least += 2 + max(size - 1, 0) + 3 * size
                 _check_lower_bound(at_least)
-                items = list(dict.items(node))
                 plain = root if parent is None else {}
-                for key, _ in items:
+                children: list[_Frame] = []
+                for key, child in list(dict.items(node)):
                     if not isinstance(key, str):
                         raise _incompatible(
                             path, f"has a key {key!r} of type {type(key).__name__}; JSON keys are strings"
@@ -683,11 +683,10 @@ def _plain_copy(value: Any) -> tuple[dict[str, Any], int]:
                         raise _incompatible(
                             (*path, key), "is named by a key with a lone surrogate, which UTF-8 cannot encode"
                         )
-                    at_least += len(key)
+                    plain_key = str.__str__(key)
+                    at_least += len(plain_key)
+                    children.append((child, plain, plain_key, (*path, plain_key), inner))
                 _check_lower_bound(at_least)
-                children: list[_Frame] = [
-                    (child, plain, str.__str__(key), (*path, key), inner) for key, child in items
-                ]
                 if len({slot for _, _, slot, _, _ in children}) != len(children):
                     raise _incompatible(path, "has keys that are equal as plain strings")
             else:
@@ -775,12 +774,9 @@ def _check_lower_bound(at_least: int) -> None:
         )
 
 
-def _structure_depth(data: bytes) -> int:
-    """Deepest bracket nesting outside string literals (exact for valid JSON)."""
-    if b"\\" in data:
-        # Escapes pair up left to right; what is left of a backslash-quote is an escaped quote.
-        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = data.translate(None, _ALL_BUT_STRUCTURE)
+def _structure_depth(neutral: bytes) -> int:
+    """Deepest bracket nesting outside the string literals of a `_neutral` text (exact for valid JSON)."""
+    skeleton = neutral.translate(None, _ALL_BUT_STRUCTURE)
     if b'"' in skeleton:
         # Adjacent quotes enclose no bracket, whichever strings they belong to: drop them
         # cheaply so the expression only meets the few strings that contain brackets.
@@ -831,10 +827,6 @@ def _strings_blanked(neutral: bytes) -> bytes:
     return b'"'.join(parts)
 
 
-def _bytes_table(mapping: dict[int, int]) -> bytes:
-    return bytes(mapping.get(i, i) for i in range(256))
-
-
 _ALL_BUT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')
 _ALL_BUT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 # Matches when a string holds a bracket, comma or colon: strings are taken in order from
@@ -851,7 +843,7 @@ _FEW_KEYS = 64
 _BLANKS = re.compile(r"\s")
 _COMPLETE_CONTAINER = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
 _OPENING = re.compile(rb"[\[{]")
-_BLANK = _bytes_table({i: 32 for i in range(256) if i != ord('"')})
+_BLANK = bytes(i if i == ord('"') else ord(" ") for i in range(256))
 _BRACKET = re.compile(rb"[\[\]{}]")
 _COLON_NEXT = re.compile(rb"[ \t\r\n]*:")
 _NON_SPACE = re.compile(r"[^ \t\r\n]")
