@@ -575,13 +575,13 @@ def _sort_level(children: list[Any], width: int) -> _Level | None:
             return _sort_mixed_level(children)
         elif kind is str:
             try:
-                column_chars = sum(map(len, column))
-                if column_chars > _CHAR_CAP:
-                    return _sort_mixed_level(children)
-                # Raises unless every one is a str (what else has a length is refused by
-                # orjson, or is an empty container); its copy is no larger than just counted.
-                "".join(column)
+                lengths = list(map(len, column))
             except TypeError:
+                return _sort_mixed_level(children)
+            column_chars = sum(lengths)
+            # What has a length and is not a str either makes orjson raise (bytes, sets...)
+            # or is an empty container or tuple: only those need telling from "".
+            if column_chars > _CHAR_CAP or (not all(lengths) and not _all_str(column)):
                 return _sort_mixed_level(children)
             string_chars += column_chars
             strings += len(column)
@@ -599,6 +599,14 @@ def _sort_level(children: list[Any], width: int) -> _Level | None:
         else:
             return None
     return string_chars, strings, dicts, lists
+
+
+def _all_str(column: list[Any]) -> bool:
+    try:
+        "".join(column)
+    except TypeError:
+        return False
+    return True
 
 
 _PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})
