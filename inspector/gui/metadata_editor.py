@@ -55,7 +55,6 @@ from inspector.core.events import MetadataValue
 from inspector.core.metadata import (
     MAX_METADATA_DEPTH,
     MAX_METADATA_SIZE_BYTES,
-    MAX_METADATA_TEXT_CHARS,
     ValidatedMetadata,
     validate,
 )
@@ -83,8 +82,8 @@ _R = MetadataValidationReason
 # What the wave underline covers from the error position: a word or number, a string, or one character.
 _ERROR_TOKEN = re.compile(r'[\w.+\-]+|"(?:[^"\\]|\\.)*"?|.')
 _LIMIT = format_bytes(MAX_METADATA_SIZE_BYTES)
-PASTE_LIMIT = MAX_METADATA_TEXT_CHARS
-"""Longest text (characters) the editor takes in one paste."""
+PASTE_LIMIT = 2 * 1024 * 1024
+"""Longest text (characters) the editor takes in one paste: 16x the metadata limit."""
 LONG_PASTE_LINE = 64 * 1024
 """A pasted line longer than this is pretty-printed (valid JSON) or refused (not JSON)."""
 OFFLOAD_CHARS = 1024 * 1024
