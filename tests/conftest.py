@@ -5,8 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-# The real Big Peer harness serves the Big Peer, replication and window suites alike.
+# The real Big Peer harness serves the Big Peer, replication and window suites alike, and
+# waiting.py (awaiting a condition without fixed sleeps) every async suite.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "big_peer"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "core"))
 
 # Before anything imports Qt: the suite runs headless everywhere, CI included.
 os.environ["QT_QPA_PLATFORM"] = "offscreen"

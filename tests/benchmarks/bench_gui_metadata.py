@@ -35,16 +35,14 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import orjson
-import qasync
 from PySide6.QtCore import QMimeData, QSettings, Qt, QTimer
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
 
 from inspector import MAX_METADATA_SIZE_BYTES, Ditto
 from inspector.gui import MainWindow
-from inspector.gui.app import configure_application, settle_startup_objects
-from tests.benchmarks.common import Result, main
+from inspector.gui.app import settle_startup_objects
+from tests.benchmarks.common import Result, main, run_on_qt
 
 BUDGET_MS = 16.0
 
@@ -286,11 +284,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> list[Result]:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    assert isinstance(app, QApplication)
-    configure_application(app)  # as the app runs: its style sheet, and no quitting on close
-    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-        return runner.run(measure(args))
+    return run_on_qt(lambda: measure(args))
 
 
 if __name__ == "__main__":

@@ -51,17 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a file, o
 
 import orjson
 import psutil
-import qasync
 from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QApplication
 
 from inspector import Ditto, HistoryRetention
 from inspector.core.events import MetadataValue
 from inspector.core.store import CollectedDocument, numeric_leaves
 from inspector.core.timestamps import format_timestamp
 from inspector.gui import MainWindow
-from inspector.gui.app import configure_application
-from tests.benchmarks.common import Result, main
+from tests.benchmarks.common import Result, main, run_on_qt
 
 STEP_MS = 10_000
 BATCH = 50_000
@@ -419,11 +416,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> list[Result]:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    assert isinstance(app, QApplication)
-    configure_application(app)  # as the app runs: its style sheet, and no quitting on close
-    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-        return runner.run(measure(args))
+    return run_on_qt(lambda: measure(args))
 
 
 if __name__ == "__main__":

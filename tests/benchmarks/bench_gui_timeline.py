@@ -28,17 +28,14 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import orjson
-import qasync
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 
 from inspector import Ditto, HistoryRetention
 from inspector.core.events import MetadataValue
 from inspector.core.store import CollectedDocument, numeric_leaves
 from inspector.core.timestamps import format_timestamp
 from inspector.gui import MainWindow
-from inspector.gui.app import configure_application
-from tests.benchmarks.common import Result, main
+from tests.benchmarks.common import Result, main, run_on_qt
 
 RETENTION = HistoryRetention(max_documents=10_000_000, max_age_seconds=100 * 365 * 86400.0, max_bytes=2**40)
 BATCH = 20_000
@@ -198,11 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> list[Result]:
     count = 20_000 if args.quick else args.documents
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    assert isinstance(app, QApplication)
-    configure_application(app)
-    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-        return runner.run(measure(count, args.keep, 2 if args.quick else args.repeats))
+    return run_on_qt(lambda: measure(count, args.keep, 2 if args.quick else args.repeats))
 
 
 if __name__ == "__main__":

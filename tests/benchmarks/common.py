@@ -26,12 +26,12 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Result", "best_of", "main", "median_of", "print_table"]
+__all__ = ["Result", "best_of", "main", "median_of", "print_table", "run_on_qt"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,22 @@ def best_of(fn: Callable[[], object], repeat: int = 7, number: int = 20) -> floa
 
 def median_of(samples: Iterable[float]) -> float:
     return statistics.median(list(samples))
+
+
+def run_on_qt(measure: Callable[[], Coroutine[Any, Any, list[Result]]]) -> list[Result]:
+    """Run a Qt benchmark's coroutine on qasync's loop, the application configured as the app does."""
+    import asyncio
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from inspector.gui.app import configure_application
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    configure_application(app)  # as the app runs: its style sheet, and no quitting on close
+    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+        return runner.run(measure())
 
 
 def main(

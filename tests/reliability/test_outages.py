@@ -12,10 +12,10 @@ document arrives exactly once, in order.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import aiohttp
 from aiohttp import web
+from big_peer_files import stored_order
 from big_peer_harness import DEVICE_TOKEN, start_big_peer
 from counts import count
 
@@ -86,15 +86,6 @@ async def until(predicate, timeout: float = 30.0) -> None:
     while not predicate():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
-
-
-def stored_order(data_dir, peer_key):
-    with sqlite3.connect(data_dir / "big_peer.sqlite3") as db:
-        rows = db.execute(
-            "SELECT last_updated_at FROM documents WHERE peer_key = ? ORDER BY seq", (peer_key,)
-        ).fetchall()
-    db.close()
-    return [row[0] for row in rows]
 
 
 async def run_outages(tmp_path, rounds: int) -> None:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from big_peer_files import stored_order
 from big_peer_harness import DEVICE_TOKEN, start_big_peer
 from counts import count
 
@@ -39,16 +40,6 @@ def start_peer(directory: Path, url: str) -> subprocess.Popen[str]:
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
     return process
-
-
-def big_peer_order(data_dir: Path, peer_key: str) -> list[str]:
-    """``last_updated_at`` of this peer's documents in the order the Big Peer stored them."""
-    with sqlite3.connect(data_dir / "big_peer.sqlite3") as db:
-        rows = db.execute(
-            "SELECT last_updated_at FROM documents WHERE peer_key = ? ORDER BY seq", (peer_key,)
-        ).fetchall()
-    db.close()
-    return [row[0] for row in rows]
 
 
 async def drain(directory: Path, url: str) -> tuple[list[str], list[Replication], str]:
@@ -91,7 +82,7 @@ def test_killing_a_replicating_peer_loses_and_duplicates_nothing(tmp_path):
         stamps, states, peer_key = asyncio.run(drain(directory, big_peer.url))
         assert len(stamps) >= kills
         assert set(states) == {Replication.ACKNOWLEDGED}
-        arrived = big_peer_order(big_peer.data_dir, peer_key)
+        arrived = stored_order(big_peer.data_dir, peer_key)
         assert arrived == stamps  # each exactly once, in the order collected
     finally:
         assert big_peer.stop() == 0, big_peer.log()

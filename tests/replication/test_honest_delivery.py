@@ -10,21 +10,13 @@ import asyncio
 
 import pytest
 from aiohttp import web
+from waiting import wait_for
 
 from inspector import Ditto
 from inspector.core.replication import ConnectionState, ReplicationPolicy, describe_answer
 from inspector.core.store import Replication
 
 FAST = ReplicationPolicy(backoff_base=0.02, backoff_cap=0.2, request_timeout=5)
-
-
-async def wait_for(predicate, timeout=15.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 class Server:

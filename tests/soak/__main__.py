@@ -7,23 +7,10 @@ The normal test run (``python -m pytest``) runs it with short counts; ``--long``
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-
-def main() -> int:
-    args = sys.argv[1:]
-    env = dict(os.environ)
-    if "--long" in args:
-        args.remove("--long")
-        env["INSPECTOR_SOAK_LONG"] = "1"
-    command = [sys.executable, "-m", "pytest", str(HERE), "-p", "no:randomly", *args]
-    return subprocess.call(command, cwd=HERE.parent.parent, env=env)
-
+from tests.suite_runner import run_suite
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_suite(Path(__file__).resolve().parent, "--long", "INSPECTOR_SOAK_LONG"))
