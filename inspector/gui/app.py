@@ -132,9 +132,7 @@ def open_peer(options: Options) -> Ditto:
             big_peer_token=options.big_peer_token,
         )
     except PersistenceDirectoryLockedError as exc:
-        raise StartupError(
-            "The peer's directory is in use", f"{exc}\n\nOr start with another directory: --dir PATH."
-        ) from None
+        raise StartupError("The peer's directory is in use", f"{exc} (--dir PATH chooses another.)") from None
     except PersistenceError as exc:  # the core's words: the file, what is wrong, what to do
         raise StartupError("Cannot open the peer's directory", str(exc)) from None
     except OSError as exc:

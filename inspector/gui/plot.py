@@ -260,6 +260,8 @@ class HistoryPlotPanel(QWidget):
         self._cursor_version = 0
         self.colours = plot_colours(self.palette())
         self.query_count = 0
+        self.failure: Exception | None = None
+        """Why the last read failed (None once a read succeeds again)."""
         """How many reads of the series were made (for tests and benchmarks)."""
 
         self._build_plot()
@@ -415,7 +417,11 @@ class HistoryPlotPanel(QWidget):
         _delete_here(self.plot_item.ctrlMenu, self.left_box.menu)
 
     async def _load(self) -> None:
-        bounds = await self._source.time_bounds()
+        try:
+            bounds = await self._source.time_bounds()
+        except Exception as error:  # a damaged file, a lost Big Peer: say so, keep the window
+            self._read_failed(error)
+            return
         if self._closed:
             return
         self._ready = True
@@ -644,11 +650,16 @@ class HistoryPlotPanel(QWidget):
         # Both questions queue at once (the series first): one wait for the two answers, not two.
         marking = asyncio.ensure_future(self._source.marker_columns(first, last, buckets))
         try:
-            series = await self._source.series(paths, first, last, buckets, progress) if paths else {}
-        finally:
-            markers = await marking
+            try:
+                series = await self._source.series(paths, first, last, buckets, progress) if paths else {}
+            finally:
+                markers = await marking
+        except Exception as error:  # a damaged file, a lost Big Peer: said once per read asked for
+            self._read_failed(error)
+            return
         if self._closed:
             return
+        self.failure = None
         self.query_count += 1
         per_pixel = 0.0
         for path, buckets_of_path in series.items():
@@ -675,7 +686,17 @@ class HistoryPlotPanel(QWidget):
             self.progress.setRange(0, 100)
             self.progress.setValue(round(min(1.0, fraction) * 100))
 
+    def _read_failed(self, error: Exception) -> None:
+        """A read failed: the plot keeps what it showed and says why (no retry until asked again)."""
+        if self._closed:
+            return
+        self.failure = error
+        self.status.setText(f"· the history cannot be read: {error}")
+        self.status.setToolTip(str(error))
+
     def _update_status(self) -> None:
+        if self.failure is not None:
+            return
         if self._oldest_ms is None:
             self.status.setText("No documents to plot yet.")
         elif self._per_pixel >= 1.5:
@@ -689,7 +710,11 @@ class HistoryPlotPanel(QWidget):
         self._tasks.spawn(self._marker_details((first_s, last_s)), "plot: marker details")
 
     async def _marker_details(self, span: tuple[float, float]) -> None:
-        markers = await self._source.markers(math.floor(span[0] * 1000), math.ceil(span[1] * 1000))
+        try:
+            markers = await self._source.markers(math.floor(span[0] * 1000), math.ceil(span[1] * 1000))
+        except Exception as error:
+            self._read_failed(error)
+            return
         if not self._closed:
             self.markers.show_details(span, markers)
 

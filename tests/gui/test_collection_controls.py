@@ -50,6 +50,15 @@ def test_toggle_follows_the_peer_when_changed_elsewhere(window, ditto):
     assert window.collection_toggle.text() == "Collection off"
 
 
+def test_setting_the_toggle_from_code_is_a_request_to_the_peer(window, ditto):
+    window.collection_toggle.setChecked(True)  # no mouse: automation, accessibility tools
+
+    assert ditto.small_peer_info.is_enabled
+    window.collection_controls.toggle_action.setChecked(False)  # the Peer menu's item
+    assert not ditto.small_peer_info.is_enabled
+    assert not window.collection_toggle.isChecked()
+
+
 def test_toggle_shows_a_reopened_peers_setting(make_ditto, make_window, tmp_path, run, qtbot):
     first = make_ditto(tmp_path / "reopened")
     first.small_peer_info.is_enabled = True

@@ -11,11 +11,10 @@ from inspector.core.store import Store
 
 
 def choose(qtbot, combo, label):
-    """Pick an item the way a user does: the combo emits ``activated``."""
+    """Pick an item by changing the current item, as mouse, keyboard and automation all do."""
     index = combo.findText(label)
     assert index >= 0, label
     combo.setCurrentIndex(index)
-    combo.activated.emit(index)
 
 
 def test_offers_both_scopes_with_human_labels_and_scope_values(window):
@@ -117,3 +116,30 @@ def test_shows_a_reopened_peers_scope(make_ditto, make_window, tmp_path, run, sc
     window = make_window(make_ditto(tmp_path / "reopened"))
 
     assert window.scope_combo.currentData() == scope.value
+
+
+def test_setting_the_current_item_from_code_is_a_request_to_the_peer(window, ditto, run, qtbot):
+    combo = window.scope_combo
+
+    combo.setCurrentIndex(combo.findData("BigPeerOnly"))  # no mouse: automation, accessibility
+
+    qtbot.waitUntil(combo.isEnabled)
+    assert run(ditto.small_peer_info.get_sync_scope()) is SmallPeerInfoSyncScope.BIG_PEER_ONLY
+    combo.setCurrentIndex(combo.findData("LocalPeerOnly"))
+    qtbot.waitUntil(lambda: combo.isEnabled() and combo.currentData() == "LocalPeerOnly")
+    assert run(ditto.small_peer_info.get_sync_scope()) is SmallPeerInfoSyncScope.LOCAL_PEER_ONLY
+
+
+def test_a_change_made_elsewhere_is_shown_and_not_sent_back(window, ditto, run, qtbot, monkeypatch):
+    requests = []
+    original = type(ditto.small_peer_info).set_sync_scope
+
+    async def counted(self, scope):
+        requests.append(scope)
+        await original(self, scope)
+
+    monkeypatch.setattr(type(ditto.small_peer_info), "set_sync_scope", counted)
+    run(ditto.small_peer_info.set_sync_scope("BigPeerOnly"))
+
+    assert window.scope_combo.currentData() == "BigPeerOnly"
+    assert requests == ["BigPeerOnly"]  # only the test's own: the window did not echo it

@@ -1,0 +1,51 @@
+"""The window and a database that goes bad: said once, in words, and the rest keeps working."""
+
+import os
+
+from PySide6.QtWidgets import QLabel, QMessageBox
+from stored_history import store_documents
+
+from inspector.core.store import DATABASE_FILE
+
+
+def damage(path, start, end):
+    """Overwrite pages from ``start`` to ``end`` (fractions of the file) with garbage."""
+    size = path.stat().st_size
+    first, last = int(size * start) // 4096 * 4096, int(size * end) // 4096 * 4096
+    with open(path, "r+b") as file:
+        file.seek(first)
+        file.write(os.urandom(last - first))
+
+
+def test_a_database_damaged_while_open_is_told_once_without_tracebacks(
+    make_ditto, make_window, run, qtbot, tmp_path
+):
+    directory = tmp_path / "damaged"
+    peer = make_ditto(directory)
+    store_documents(peer, run, 3000, metadata=b'{"padding": "' + b"p" * 3000 + b'"}')
+    run(peer.store.checkpoint())
+    run(peer.close())
+    peer = make_ditto(directory)
+    damage(directory / DATABASE_FILE, 0.3, 0.6)  # after it opened: found while running
+
+    window = make_window(peer)
+    middle = window.timeline_model.index(window.timeline_model.rowCount() // 2, 0)
+    window.timeline_panel.view.scrollTo(middle)
+
+    qtbot.waitUntil(lambda: window.timeline_panel.timeline.error is not None)
+    assert window.timeline_panel.filter_status.text() == "the history cannot be read"
+    qtbot.waitUntil(lambda: window.status_bar.storage_label.isVisible())
+    dialogs = [d for d in window.findChildren(QMessageBox) if d.objectName() == "storageProblemDialog"]
+    assert len(dialogs) == 1
+    assert "is damaged" in dialogs[0].text() and "Move it aside" in dialogs[0].text()
+    assert window.status_bar.storage_label.text() == "Storage problem"
+    # Scrolling over more unreadable pages asks nothing again and tells nothing again.
+    reads = window.timeline_panel.timeline.pages_read
+    window.timeline_panel.view.scrollToTop()
+    window.timeline_panel.view.scrollTo(middle)
+    qtbot.wait(50)
+    assert window.timeline_panel.timeline.pages_read == reads
+    assert len([d for d in window.findChildren(QMessageBox) if d.objectName() == "storageProblemDialog"]) == 1
+    # What still works, works: the switches.
+    peer.small_peer_info.is_enabled = False
+    assert isinstance(window.status_bar.storage_label, QLabel)
