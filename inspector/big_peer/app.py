@@ -24,8 +24,13 @@ the message says what to fix.
     3. ``400 invalid_json`` / ``invalid_batch`` / ``invalid_document``: not JSON
        (or not UTF-8), not exactly ``{"documents": [...]}``, an empty list, a
        document that is not an object, lacks a string ``_id``, or lacks a
-       ``last_updated_at`` like ``2026-11-26T05:38:12.345Z``. ``400 unreadable_body``
-       for a body the HTTP layer cannot decode (broken chunked encoding).
+       ``last_updated_at`` like ``2026-11-26T05:38:12.345Z``, or has a summary field
+       of a type no peer sends (``device_name`` not a string...). A document the
+       Big Peer could not store unchanged, or that no peer could have sent:
+       ``400 nesting_too_deep`` (past 128 levels), ``400 integer_out_of_range``
+       (outside 64 bits), ``400 invalid_metadata`` (breaks a metadata rule; the
+       message names the rule). ``400 unreadable_body`` for a body the HTTP layer
+       cannot decode (broken chunked encoding).
     4. ``413 too_many_documents``: more than ``--max-documents`` documents.
     5. ``401 invalid_signature``: missing or malformed signature headers, a
        timestamp more than 5 minutes from the Big Peer's clock, or a signature

@@ -80,6 +80,30 @@ def test_any_body_is_either_a_batch_or_a_clear_refusal(body: bytes) -> None:
         assert all(isinstance(d["_id"], str) and is_timestamp(d["last_updated_at"]) for d in documents)
 
 
+_digit_text = st.text(alphabet='0123456789"\\ -.eE', min_size=0, max_size=40)
+_in_range = st.integers(-(2**63), 2**64 - 1)
+
+
+@given(st.lists(st.one_of(_in_range, _digit_text, st.floats(allow_nan=False, allow_infinity=False))))
+def test_numbers_in_range_and_digits_in_strings_are_accepted_unchanged(values: list[object]) -> None:
+    document = {**VALID, "values": values, "keyed": {text: 1 for text in values if isinstance(text, str)}}
+
+    assert parse_batch(orjson.dumps({"documents": [document]}), 1) == [document]
+
+
+@given(_digit_text, st.integers(2**64, 10**40) | st.integers(-(10**40), -(2**63) - 1), _digit_text)
+def test_an_integer_outside_64_bits_is_refused_wherever_it_stands(
+    before: str, number: int, after: str
+) -> None:
+    body = orjson.dumps({"documents": [{**VALID, "x": [before, "NUMBER", after]}]})
+    body = body.replace(b'"NUMBER"', str(number).encode())
+
+    with pytest.raises(MalformedBatchError) as caught:
+        parse_batch(body, 1)
+
+    assert caught.value.code == "integer_out_of_range"
+
+
 def test_deeply_nested_body_is_refused_not_crashing() -> None:
     body = b'{"documents": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
 
