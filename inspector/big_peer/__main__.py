@@ -26,7 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from inspector.big_peer.app import IN_FLIGHT, create_app
 from inspector.big_peer.config import BigPeerConfig, parse_config
-from inspector.big_peer.storage import DATABASE_FILE, SQLiteStorage
+from inspector.big_peer.sqlite_storage import DATABASE_FILE, SQLiteStorage
 
 __all__ = ["main", "serve"]
 
