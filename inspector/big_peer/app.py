@@ -50,8 +50,9 @@ the message says what to fix.
        as a duplicate, so the sender can drop it from its outbox.
 
     ``Content-Type`` is not checked. Storage is all or nothing per request. A body
-    of which no byte arrives for ``--idle-timeout`` seconds is answered ``408
-    body_timeout`` and its connection closed.
+    of which no byte arrives for ``--idle-timeout`` seconds, or that takes longer
+    than the timeout plus one second per 16 KiB, is answered ``408 body_timeout``
+    and its connection closed.
 
 ``GET /api/v1/devices``
     Admin token. ``200 {"devices": [doc, ...]}``: the latest document of each
@@ -120,6 +121,7 @@ from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
 
 from inspector.big_peer.config import BigPeerConfig
+from inspector.big_peer.connections import track_requests
 from inspector.big_peer.documents import BatchTooLargeError, MalformedBatchError, is_timestamp, parse_batch
 from inspector.big_peer.fleet import (
     DEFAULT_FLEET_LIMIT,
@@ -139,6 +141,7 @@ __all__ = [
     "DEFAULT_HISTORY_LIMIT",
     "IN_FLIGHT",
     "MAX_HISTORY_LIMIT",
+    "MIN_BODY_BYTES_PER_SECOND",
     "WRITE_PATH",
     "ApiError",
     "InFlight",
@@ -148,6 +151,8 @@ __all__ = [
 WRITE_PATH = "/api/v1/small_peer_info"
 DEFAULT_HISTORY_LIMIT = 100
 MAX_HISTORY_LIMIT = 1000
+MIN_BODY_BYTES_PER_SECOND = 16 * 1024
+"""A body may take ``--idle-timeout`` plus one second per this many bytes to arrive."""
 _WWW_AUTHENTICATE = 'Bearer realm="inspector-big-peer"'
 # Part of every ETag: a new revision of what the reads answer must not match an old tag.
 _ANSWER_REVISION = "1"
@@ -456,9 +461,14 @@ class _BigPeerApi:
     async def _read_body(self, request: web.Request, limit: int) -> bytes:
         body = bytearray()
         idle = self._config.idle_timeout
+        loop = asyncio.get_running_loop()
+        # A body trickling in a byte at a time never stops arriving, yet holds its connection
+        # (and its slot) for hours: it must also keep an average pace.
+        expected = request.content_length if request.content_length is not None else limit
+        deadline = loop.time() + idle + expected / MIN_BODY_BYTES_PER_SECOND
         try:
             while True:
-                async with asyncio.timeout(idle):
+                async with asyncio.timeout(min(idle, deadline - loop.time())):
                     chunk = await request.content.readany()
                 if not chunk:
                     break
@@ -469,7 +479,8 @@ class _BigPeerApi:
             raise ApiError(
                 408,
                 "body_timeout",
-                f"no byte of the body arrived for {idle:g} s; the connection is closed",
+                f"the body did not arrive in time (no byte for {idle:g} s, or slower than "
+                f"{MIN_BODY_BYTES_PER_SECOND // 1024} KiB/s on average); the connection is closed",
                 close=True,
             ) from None
         except HttpProcessingError as exc:
@@ -532,7 +543,8 @@ def create_app(config: BigPeerConfig, storage: BigPeerStorage) -> web.Applicatio
     api = _BigPeerApi(config, storage, in_flight)
     # client_max_size backs up the explicit limit in case a handler ever calls request.read().
     app = web.Application(
-        middlewares=[in_flight.middleware, _json_errors], client_max_size=config.max_body_bytes
+        middlewares=[in_flight.middleware, track_requests, _json_errors],
+        client_max_size=config.max_body_bytes,
     )
     app[IN_FLIGHT] = in_flight
     app.router.add_get("/healthz", api.healthz)
