@@ -20,11 +20,12 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from inspector.big_peer.app import IN_FLIGHT, create_app
+from inspector.big_peer.app import IN_FLIGHT, JsonErrorsRequestHandler, create_app
 from inspector.big_peer.config import BigPeerConfig, parse_config
 from inspector.big_peer.connections import Listener, LogThrottle
 from inspector.big_peer.sqlite_storage import DATABASE_FILE, SQLiteStorage
@@ -112,18 +113,26 @@ async def serve(config: BigPeerConfig) -> int:
             _log.error("cannot open the database in %s: %s", config.data_dir, exc)
             return 1
         stack.push_async_callback(storage.close)
+        protocol_options: dict[str, Any] = {
+            "access_log": logging.getLogger("aiohttp.access") if config.access_log else None,
+            # Bodies are read as sent: no peer compresses them, and decoding lets a small body expand.
+            "auto_decompress": False,
+        }
         runner = web.AppRunner(
             create_app(config, storage),
             handle_signals=False,
-            access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
             # Only requests that outlived the drain below are left when aiohttp shuts down.
             shutdown_timeout=1.0,
+            **protocol_options,
         )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        assert runner.server is not None
+        server, loop = runner.server, asyncio.get_running_loop()
+        assert server is not None
         listener = Listener(
-            runner.server, max_connections=config.max_connections, idle_timeout=config.idle_timeout
+            lambda: JsonErrorsRequestHandler(server, loop=loop, **protocol_options),
+            max_connections=config.max_connections,
+            idle_timeout=config.idle_timeout,
         )
         try:
             await listener.start(config.host, config.port)

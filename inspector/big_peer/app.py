@@ -21,7 +21,8 @@ the message says what to fix.
     2. ``401 missing_token`` / ``401 wrong_token``: no bearer token, or not the
        device token. The admin token does not write: each endpoint accepts exactly
        one token, and any other is wrong (401).
-    3. ``400 invalid_json`` / ``invalid_batch`` / ``invalid_document``: not JSON
+    3. ``400 unsupported_content_encoding`` for a compressed body (never decoded);
+       ``400 invalid_json`` / ``invalid_batch`` / ``invalid_document``: not JSON
        (or not UTF-8), not exactly ``{"documents": [...]}``, an empty list, a
        document that is not an object, lacks a string ``_id``, or lacks a
        ``last_updated_at`` like ``2026-11-26T05:38:12.345Z``, or has a summary field
@@ -102,7 +103,8 @@ Anywhere: ``404 not_found`` for an unknown route, ``405 method_not_allowed``
 (with ``Allow``) for a known route and another method, ``500 internal_error``
 for a fault of the service (logged with its traceback; the service keeps
 serving). Requests the HTTP parser itself refuses (oversized header lines, broken
-request lines) get aiohttp's plain-text 400 before any handler runs.
+request lines, conflicting lengths) are answered ``400 malformed_request`` in the
+same JSON shape by `JsonErrorsRequestHandler`, and their connection closed.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ import orjson
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 
 from inspector.big_peer.config import BigPeerConfig
 from inspector.big_peer.connections import track_requests
@@ -145,6 +148,7 @@ __all__ = [
     "WRITE_PATH",
     "ApiError",
     "InFlight",
+    "JsonErrorsRequestHandler",
     "create_app",
 ]
 
@@ -307,6 +311,37 @@ def _shown(text: str, limit: int = 60) -> str:
 _CHALLENGE = {str(hdrs.WWW_AUTHENTICATE): _WWW_AUTHENTICATE}
 
 
+class JsonErrorsRequestHandler(RequestHandler):
+    """aiohttp's HTTP protocol, answering what its parser refuses in the API's JSON error shape.
+
+    A request line or header aiohttp cannot read (garbage, a line over 8190 bytes,
+    conflicting lengths) never reaches the application; this answers it ``400
+    malformed_request`` (``500 internal_error`` for a fault) and closes the
+    connection, as aiohttp does with its plain-text answer.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs it, refuses if an answer began
+        if status >= 500:
+            return ApiError(
+                status, "internal_error", "the Big Peer failed to read this request; the fault is in its log"
+            ).response()
+        detail = exc.message if isinstance(exc, HttpProcessingError) else message
+        reason = detail.strip().splitlines()[0].rstrip(" :") if detail and detail.strip() else "not HTTP/1.1"
+        return ApiError(
+            status,
+            "malformed_request",
+            f"the request cannot be read: {reason[:200]}; the connection is closed",
+            close=True,
+        ).response()
+
+
 def _check_token(request: web.Request, expected: str, what: str) -> None:
     header = request.headers.get(hdrs.AUTHORIZATION)
     if header is None:
@@ -350,6 +385,14 @@ class _BigPeerApi:
         if request.content_length is not None and request.content_length > limit:
             raise _body_too_large(request.content_length, limit)
         _check_token(request, self._config.device_token, "writing")
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # No peer compresses its writes, and decoding would let a small body expand.
+            raise ApiError(
+                400,
+                "unsupported_content_encoding",
+                f"the body must be sent as is, without Content-Encoding {_shown(encoding)}",
+            )
         body = await self._read_body(request, limit)
         try:
             documents = parse_batch(body, self._config.max_documents)

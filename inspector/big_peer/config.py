@@ -80,7 +80,7 @@ class BigPeerConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     """Seconds a connection may go without completing a request, or a body without a byte arriving."""
     max_connections: int = field(default_factory=default_max_connections)
-    """Client connections held open at most; past it idle ones are closed, then new ones refused."""
+    """Client connections held open at most; past it unserved ones are closed, then new ones refused."""
     access_log: bool = False
     log_level: str = "INFO"
 
@@ -178,8 +178,8 @@ def _parser() -> argparse.ArgumentParser:
         "--max-connections",
         type=_positive_int,
         default=None,
-        help="client connections held open at most; at the bound the longest idle one is closed for "
-        "a new one, and if none is idle the new one is answered 503 and closed "
+        help="client connections held open at most; at the bound the oldest one that sent no request "
+        "yet is closed for a new one, and if there is none the new one is answered 503 and closed "
         f"(default: from the open-file limit, here {default_max_connections()})",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")

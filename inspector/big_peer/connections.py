@@ -4,12 +4,14 @@
 can exhaust it:
 
 * **A bound on open connections** (``--max-connections``). At the bound a new
-  connection takes the place of the one idle longest (between requests, or never
-  having sent one); if every open connection is busy, the new one is answered
-  ``503 too_many_connections`` and closed at once. Connections already served
-  keep working either way. The default bound keeps clients below the file
-  descriptor limit; if it is reached anyway (``EMFILE``), an idle connection is
-  closed to free one, or accepting pauses briefly instead of spinning.
+  connection takes the place of the oldest one that has not sent a complete
+  request yet (what a flood of silent connections is made of); if there is none,
+  the new one is answered ``503 too_many_connections`` and closed at once.
+  Connections already served are never closed to make room: a dashboard polling
+  over a keep-alive connection keeps being served through any flood. The
+  default bound keeps clients below the file descriptor limit; if it is reached
+  anyway (``EMFILE``), an unserved connection is closed to free one, or
+  accepting pauses briefly instead of spinning.
 * **A deadline for stalled connections** (``--idle-timeout``): a connection that
   has not completed a request head within the timeout of opening or of its
   previous request ending is closed; so is one that stops reading its response
@@ -47,7 +49,7 @@ _ACCEPT_BATCH = 128
 # Errors of accept() that mean "out of resources": the connection stays queued for later.
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _ACCEPT_RETRY_SECONDS = 0.1
-# How many of the longest idle connections are looked at to find one to close for a new one.
+# How many of the oldest unserved connections are looked at to find one to close for a new one.
 _EVICTION_CANDIDATES = 16
 
 _REFUSAL_BODY = (
@@ -170,8 +172,9 @@ class Listener:
         self._max = max_connections
         self._idle_timeout = idle_timeout
         self._open: set[_Connection] = set()
-        # Idle connections, longest idle first: the ones to close when a new one needs room.
-        self._idle: OrderedDict[_Connection, None] = OrderedDict()
+        # Connections that have not sent a complete request yet, oldest first: the ones to
+        # close when a new one needs room (never one already served).
+        self._unserved: OrderedDict[_Connection, None] = OrderedDict()
         self._sockets: list[socket.socket] = []
         self._connecting: set[asyncio.Task[None]] = set()
         # Accepted, and not yet open: counted against the bound too.
@@ -252,14 +255,14 @@ class Listener:
                     f"cannot accept a connection: {exc.strerror} ({len(self._open)} open; "
                     "lower --max-connections below the open-file limit)",
                 )
-                if self._evict_idle():
+                if self._evict_unserved():
                     return  # its descriptor is closed before the loop calls this again
                 # Nothing to close: the connection stays queued, and a pause beats spinning.
                 self._loop.remove_reader(sock.fileno())
                 self._loop.call_later(_ACCEPT_RETRY_SECONDS, self._resume_accepting, sock)
                 return
             client.setblocking(False)
-            if len(self._open) + self._starting >= self._max and not self._evict_idle():
+            if len(self._open) + self._starting >= self._max and not self._evict_unserved():
                 self._refuse(client)
                 continue
             self._starting += 1
@@ -281,17 +284,18 @@ class Listener:
                 self._starting -= 1
             client.close()
 
-    def _evict_idle(self) -> bool:
-        """Close the connection idle longest (not one still sending a response); whether there was one."""
-        for connection in list(self._idle)[:_EVICTION_CANDIDATES]:
+    def _evict_unserved(self) -> bool:
+        """Close the oldest connection that sent no complete request yet; whether there was one."""
+        for connection in list(self._unserved)[:_EVICTION_CANDIDATES]:
             transport = connection.transport
             if transport is not None and not transport.get_write_buffer_size():
                 self._throttle.log(
                     _log,
                     logging.INFO,
                     "evicted",
-                    f"closed a connection idle for {self._now() - connection.idle_since:.1f} s "
-                    f"to make room for a new one ({self._max} are allowed)",
+                    f"closed a connection that sent no request in "
+                    f"{self._now() - connection.idle_since:.1f} s to make room for a new one "
+                    f"({self._max} are allowed)",
                 )
                 self._forget(connection)
                 transport.close()
@@ -303,7 +307,7 @@ class Listener:
             _log,
             logging.WARNING,
             "refused",
-            f"refused a connection: all {len(self._open)} open connections are busy "
+            f"refused a connection: all {len(self._open)} open connections are being served "
             "(raise --max-connections if this is normal load)",
         )
         try:
@@ -327,25 +331,23 @@ class Listener:
         self._starting -= 1
         connection.idle_since = connection.unsent_since = self._now()
         self._open.add(connection)
-        self._idle[connection] = None
+        self._unserved[connection] = None
 
     def _closed(self, connection: _Connection) -> None:
         self._forget(connection)
 
     def _forget(self, connection: _Connection) -> None:
         self._open.discard(connection)
-        self._idle.pop(connection, None)
+        self._unserved.pop(connection, None)
 
     def _busy(self, connection: _Connection) -> None:
         connection.busy += 1
-        self._idle.pop(connection, None)
+        self._unserved.pop(connection, None)
 
     def _done(self, connection: _Connection) -> None:
         connection.busy -= 1
-        if connection.busy == 0 and connection in self._open:
+        if connection.busy == 0:
             connection.idle_since = self._now()
-            self._idle[connection] = None
-            self._idle.move_to_end(connection)
 
     async def _sweep(self) -> None:
         """Every fraction of the timeout: close the connections that stalled."""

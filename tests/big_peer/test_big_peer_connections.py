@@ -58,10 +58,19 @@ async def read_to_the_end(reader: asyncio.StreamReader, timeout: float = 30.0) -
     return received
 
 
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """One whole response (head and body) from a keep-alive connection."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    (length,) = [
+        line.split(b": ")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    ]
+    return head + await reader.readexactly(int(length))
+
+
 def open_connections(running: BigPeerProcess) -> int:
-    """Established TCP connections of the service process (its listening socket not counted)."""
+    """TCP connections the service process holds open, whatever their state (not its listening socket)."""
     connections = psutil.Process(running.process.pid).net_connections("tcp")
-    return sum(1 for connection in connections if connection.status == "ESTABLISHED")
+    return sum(1 for connection in connections if connection.status != psutil.CONN_LISTEN)
 
 
 async def until(predicate, timeout: float = 30.0) -> None:
@@ -69,6 +78,13 @@ async def until(predicate, timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+async def quiet_big_peer(big_peer_factory, *args: str) -> BigPeerProcess:
+    """A service once the connection that found it healthy has closed, so a test has every slot."""
+    running = big_peer_factory(extra_args=list(args))
+    await until(lambda: open_connections(running) == 0)
+    return running
 
 
 async def healthz(running: BigPeerProcess) -> int:
@@ -177,21 +193,23 @@ async def test_a_client_that_stops_reading_its_response_is_cut_off(big_peer_fact
         path = f"/api/v1/devices/{device.peer_key}/history?limit=1000"
         writer.write(request_head(path, {"Authorization": "Bearer admin-token-for-tests"}, method="GET"))
         await writer.drain()
-        # Never read: once the socket buffers are full nothing more gets out, and the service gives up.
+        head = await reader.readuntil(b"\r\n\r\n")  # the service is answering
+        # Read no more: once the socket buffers are full nothing gets out, and the service gives up.
         await until(lambda: open_connections(running) == 0)
-        answer = await read_to_the_end(reader)
+        body = await read_to_the_end(reader)
     finally:
         writer.close()
 
-    head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     (length,) = [line.split(b": ")[1] for line in head.split(b"\r\n") if line.startswith(b"Content-Length")]
     assert len(body) < int(length), "the response was cut off"
     assert "stopped reading its response" in running.log()
 
 
-async def test_at_the_bound_a_new_connection_takes_the_place_of_the_longest_idle(big_peer_factory) -> None:
-    running = big_peer_factory(extra_args=["--idle-timeout", PATIENT, "--max-connections", "3"])
+async def test_at_the_bound_a_new_connection_takes_the_place_of_the_oldest_silent_one(
+    big_peer_factory,
+) -> None:
+    running = await quiet_big_peer(big_peer_factory, "--idle-timeout", PATIENT, "--max-connections", "3")
     async with contextlib.AsyncExitStack() as stack:
         idle = [await stack.enter_async_context(raw_connection(running)) for _ in range(3)]
         await until(lambda: open_connections(running) == 3)
@@ -204,14 +222,17 @@ async def test_at_the_bound_a_new_connection_takes_the_place_of_the_longest_idle
         assert not idle[2][0].at_eof()
 
 
-async def test_when_every_connection_is_busy_a_new_one_is_refused_with_503(big_peer_factory) -> None:
-    running = big_peer_factory(extra_args=["--idle-timeout", PATIENT, "--max-connections", "3"])
+async def test_when_every_connection_is_being_served_a_new_one_is_refused_with_503(big_peer_factory) -> None:
+    running = await quiet_big_peer(big_peer_factory, "--idle-timeout", PATIENT, "--max-connections", "3")
     head = request_head(WRITE_PATH, {"Authorization": f"Bearer {DEVICE_TOKEN}", "Content-Length": "20"})
     async with contextlib.AsyncExitStack() as stack:
-        busy = [await stack.enter_async_context(raw_connection(running)) for _ in range(3)]
+        busy = [await stack.enter_async_context(raw_connection(running)) for _ in range(2)]
         for _, writer in busy:
             writer.write(head + b'{"documents"')  # the handler now waits for the rest of the body
             await writer.drain()
+        served_reader, served_writer = await stack.enter_async_context(raw_connection(running))
+        served_writer.write(request_head("/healthz", {}, method="GET"))
+        await read_response(served_reader)
         await until(lambda: open_connections(running) == 3)
 
         async with raw_connection(running) as (reader, _):
@@ -222,14 +243,21 @@ async def test_when_every_connection_is_busy_a_new_one_is_refused_with_503(big_p
         await writer.drain()
         finished = await reader.readuntil(b"\r\n\r\n")
 
+        served_writer.write(request_head("/healthz", {}, method="GET"))
+        served_again = await served_reader.read(100000)
+        print("SERVED", served_again)
+        print(running.log())
+
     assert refused.startswith(b"HTTP/1.1 503")
     assert b'"code":"too_many_connections"' in refused
     assert finished.startswith(b"HTTP/1.1 400"), "the busy connections were served on"
+    assert served_again.startswith(b"HTTP/1.1 200"), "the idle keep-alive connection was kept"
+    await until(lambda: open_connections(running) == 0)
     assert await healthz(running) == 200
 
 
 async def test_a_flood_of_connections_leaves_a_polling_dashboard_served(big_peer_factory) -> None:
-    running = big_peer_factory(extra_args=["--idle-timeout", PATIENT, "--max-connections", "10"])
+    running = await quiet_big_peer(big_peer_factory, "--idle-timeout", PATIENT, "--max-connections", "10")
     statuses: list[int] = []
     flooding = True
 
@@ -241,6 +269,7 @@ async def test_a_flood_of_connections_leaves_a_polling_dashboard_served(big_peer
                     statuses.append(response.status)
 
     poller = asyncio.ensure_future(poll())
+    await until(lambda: len(statuses) > 0)  # its connection is served, not merely open
     async with contextlib.AsyncExitStack() as stack:
         for _ in range(60):
             await stack.enter_async_context(raw_connection(running))
