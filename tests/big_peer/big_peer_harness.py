@@ -234,13 +234,24 @@ async def raw_request(url: str, data: bytes, *, timeout: float = 10.0) -> Answer
     Closes the connection after the response, so a lying ``Content-Length`` never
     leaves the server waiting for bytes that will not come.
     """
+    answer = await raw_exchange(url, data, timeout=timeout)
+    assert answer is not None, "the service closed the connection without an answer"
+    return answer
+
+
+async def raw_exchange(url: str, data: bytes, *, timeout: float = 10.0) -> Answer | None:
+    """`raw_request`, or None when the service closes the connection without answering."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
         async with asyncio.timeout(timeout):
-            writer.write(data)
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
+            with contextlib.suppress(ConnectionError):  # it may close before reading everything
+                writer.write(data)
+                await writer.drain()
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return None
             status_line, *header_lines = head.decode("latin-1").split("\r\n")
             headers = CIMultiDict(
                 line.split(": ", 1)

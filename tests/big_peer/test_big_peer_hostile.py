@@ -28,6 +28,7 @@ from big_peer_harness import (
     Answer,
     BigPeerClient,
     BigPeerProcess,
+    raw_exchange,
     request_head,
     small_peer_info,
     start_big_peer,
@@ -52,29 +53,6 @@ def big_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigPeerProces
     code = running.stop()
     assert code == 0, f"the Big Peer exited with {code}:\n{running.log()}"
     assert "Traceback" not in running.log(), running.log()
-
-
-async def exchange(url: str, data: bytes, *, timeout: float = 30.0) -> Answer | None:
-    """Send ``data`` as is; the first answer, or None if the service closed the connection without one."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        async with asyncio.timeout(timeout):
-            with contextlib.suppress(ConnectionError):
-                writer.write(data)
-                await writer.drain()
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return None
-            status_line, *header_lines = head.decode("latin-1").split("\r\n")
-            headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in header_lines if line)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            return Answer(int(status_line.split(" ")[1]), headers, body)
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
 
 
 def assert_refused_in_json(answer: Answer | None, *, harmless: bytes | None = None) -> None:
@@ -122,7 +100,7 @@ REQUEST_LINES = {
 @pytest.mark.parametrize("data", REQUEST_LINES.values(), ids=REQUEST_LINES.keys())
 async def test_garbage_request_lines(client: BigPeerClient, data: bytes) -> None:
     # aiohttp reads HTTP/0.9 and absolute-form targets as plain requests for /healthz: no harm.
-    assert_refused_in_json(await exchange(client.url, data), harmless=b'{"status":"ok"}')
+    assert_refused_in_json(await raw_exchange(client.url, data), harmless=b'{"status":"ok"}')
     await assert_healthy(client)
 
 
@@ -142,7 +120,7 @@ HEADERS = {
 
 @pytest.mark.parametrize("data", HEADERS.values(), ids=HEADERS.keys())
 async def test_hostile_headers(client: BigPeerClient, data: bytes) -> None:
-    assert_refused_in_json(await exchange(client.url, data), harmless=b'{"status":"ok"}')
+    assert_refused_in_json(await raw_exchange(client.url, data), harmless=b'{"status":"ok"}')
     await assert_healthy(client)
 
 
@@ -164,7 +142,7 @@ async def test_lying_and_conflicting_lengths(client: BigPeerClient, headers: dic
     lines += [f"{name}: {value}" for name, values in headers.items() for value in values]
     data = ("\r\n".join(lines) + "\r\n\r\n").encode() + b'{"documents": []}'
 
-    assert_refused_in_json(await exchange(client.url, data))
+    assert_refused_in_json(await raw_exchange(client.url, data))
     await assert_healthy(client)
 
 
@@ -173,7 +151,7 @@ async def test_a_body_shorter_than_its_length_is_refused_after_the_idle_timeout(
 ) -> None:
     head = request_head(WRITE_PATH, {**auth(), "Content-Length": "5000"})
 
-    answer = await exchange(client.url, head + b'{"documents": [')
+    answer = await raw_exchange(client.url, head + b'{"documents": [')
 
     assert answer is not None
     assert answer.status == 408
@@ -222,7 +200,7 @@ CHUNKED = {
 async def test_chunked_bombs(client: BigPeerClient, body: bytes) -> None:
     head = request_head(WRITE_PATH, {**auth(), "Transfer-Encoding": "chunked"})
 
-    assert_refused_in_json(await exchange(client.url, head + body))
+    assert_refused_in_json(await raw_exchange(client.url, head + body))
     await assert_healthy(client)
 
 
@@ -232,7 +210,7 @@ async def test_a_compressed_body_is_refused_unread(client: BigPeerClient) -> Non
     bomb = gzip.compress(b" " * 50_000_000)  # 50 MB of spaces in about 50 KB
     head = request_head(WRITE_PATH, {**auth(), "Content-Encoding": "gzip", "Content-Length": str(len(bomb))})
 
-    answer = await exchange(client.url, head + bomb)
+    answer = await raw_exchange(client.url, head + bomb)
 
     assert answer is not None
     assert_refused_in_json(answer)
@@ -404,7 +382,7 @@ READ_TEMPLATES = [
 async def test_junk_in_paths_and_query_strings(client: BigPeerClient, template: str) -> None:
     for junk in JUNK:
         target = template.format(junk=urllib.parse.quote(junk, safe="%/.") if " " not in junk else junk)
-        answer = await exchange(client.url, request_head(target, auth(ADMIN_TOKEN), method="GET"))
+        answer = await raw_exchange(client.url, request_head(target, auth(ADMIN_TOKEN), method="GET"))
         assert answer is not None, target
         if answer.status != 200:
             assert_refused_in_json(answer)
@@ -421,7 +399,7 @@ async def test_raw_non_ascii_bytes_in_a_query_string(client: BigPeerClient) -> N
             + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
             + ADMIN_TOKEN.encode()
         )
-        answer = await exchange(client.url, data + b"\r\n\r\n")
+        answer = await raw_exchange(client.url, data + b"\r\n\r\n")
         assert answer is not None
         assert answer.status in (200, 400), answer.body
         assert answer.headers["content-type"].startswith("application/json")
