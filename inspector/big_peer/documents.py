@@ -25,7 +25,6 @@ from __future__ import annotations
 import gc
 import re
 from datetime import datetime
-from itertools import compress
 from typing import Any
 
 import orjson
@@ -163,15 +162,22 @@ def _check_shape(index: int, document: object) -> None:
 
 
 def _deeper_than(documents: list[Any], limit: int) -> bool:
-    """Whether any of ``documents`` nests deeper than ``limit``: one pass per level at C speed."""
-    level, depth = documents, 1
-    while level:
-        if depth > limit:
-            return True
-        children = gc.get_referents(*level)  # a dict's values (and keys), a list's items
-        level = list(compress(children, map(_is_container, map(type, children))))
-        depth += 1
-    return False
+    """Whether any of ``documents`` nests deeper than ``limit``: one pass per level at C speed.
+
+    ``gc.get_referents`` of a level gives the next one (a dict's values, a list's items);
+    strings and numbers have none, so no filtering is needed: the levels run out one or
+    two steps after the deepest container, and only that ambiguity is looked at closely.
+    """
+    level, levels = documents, 0
+    while level and levels <= limit + 1:
+        last, level = level, gc.get_referents(*level)
+        levels += 1
+    if levels <= limit:
+        return False
+    if levels > limit + 1:
+        return True
+    # `limit + 1` levels: too deep only if the last holds a container (it is not all scalars).
+    return any(map(_is_container, map(type, last)))
 
 
 def _too_deep(index: int | None) -> MalformedBatchError:

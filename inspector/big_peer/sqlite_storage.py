@@ -17,6 +17,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,10 +141,8 @@ _SELECT_HISTORY = """
 SELECT body FROM documents WHERE peer_key = ? AND last_updated_at < ?
 ORDER BY last_updated_at DESC LIMIT ?
 """
-_COUNT_MATCHES = """
-SELECT count(*) FROM device_search
-WHERE instr(name, :text) > 0 OR instr(key, :text) > 0 OR instr(metadata, :text) > 0
-"""
+_MATCH = "(instr(f.name, :text) > 0 OR instr(f.key, :text) > 0 OR instr(f.metadata, :text) > 0)"
+_COUNT_MATCHES = f"SELECT count(*) FROM device_search AS f WHERE {_MATCH}"
 
 # Sorts after every fixed-width timestamp, so "before nothing" needs no second query.
 _AFTER_ALL_TIMESTAMPS = "~"
@@ -153,9 +152,23 @@ _COUNTER_NONCES = "nonces"
 _R = TypeVar("_R")
 
 
+class _Plan(Enum):
+    """How a fleet page is found."""
+
+    IN_ORDER = "in order"
+    """Walk the summaries in the page's order (an index), stopping after a page of them."""
+    MATCHES_FIRST = "matches first"
+    """Find every device ``q`` matches, then order just those: for matches too sparse to walk to."""
+
+
+# Up to this many matches of `q`, finding them all and sorting them beats walking the order
+# to them (measured over 100,000 devices: a rare text took 265 ms in order, 45 ms this way).
+_MATCHES_FIRST_UP_TO = 20_000
+
+
 @cache
-def _fleet_statement(sort: FleetSort, after: bool, text: bool) -> str:
-    """The page query of one shape of `FleetQuery`; each walks an index in the page's order."""
+def _fleet_statement(sort: FleetSort, after: bool, plan: _Plan | None) -> str:
+    """The page query of one shape of `FleetQuery` (``plan`` None: no ``q``)."""
     order_column = "s.device_name" if sort is FleetSort.DEVICE_NAME else "s.last_updated_at"
     conditions = []
     if after and sort is FleetSort.DEVICE_NAME:
@@ -165,15 +178,17 @@ def _fleet_statement(sort: FleetSort, after: bool, text: bool) -> str:
         conditions.append(
             "s.last_updated_at <= :value AND (s.last_updated_at < :value OR s.peer_key > :peer_key)"
         )
-    if text:
-        conditions.append(
-            "(instr(f.name, :text) > 0 OR instr(f.key, :text) > 0 OR instr(f.metadata, :text) > 0)"
+    # CROSS JOIN fixes the outer loop: the summaries walked in index order (a page stops
+    # after `limit` matches), or the search text scanned once (then only matches are sorted).
+    if plan is None:
+        source = "device_summaries AS s"
+    else:
+        conditions.append(_MATCH)
+        source = (
+            "device_summaries AS s CROSS JOIN device_search AS f ON f.peer_key = s.peer_key"
+            if plan is _Plan.IN_ORDER
+            else "device_search AS f CROSS JOIN device_summaries AS s ON s.peer_key = f.peer_key"
         )
-    # CROSS JOIN keeps the summaries as the outer loop, walked in index order, so a page
-    # stops after `limit` matches instead of sorting every match.
-    source = "device_summaries AS s" + (
-        " CROSS JOIN device_search AS f ON f.peer_key = s.peer_key" if text else ""
-    )
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     direction = "ASC" if sort is FleetSort.DEVICE_NAME else "DESC"
     return (
@@ -380,16 +395,18 @@ class SQLiteStorage(SQLiteWorker):
         parameters: dict[str, Any] = {"limit": query.limit + 1, "text": text}
         if query.after is not None:
             parameters.update(value=query.after.value, peer_key=query.after.peer_key)
-        statement = _fleet_statement(query.sort, query.after is not None, bool(text))
 
         def read(connection: sqlite3.Connection) -> tuple[int, int, list[tuple[Any, ...]]]:
             version = connection.execute(_GLOBAL_VERSION).fetchone()[0]
+            plan = None
             if text:
                 total = connection.execute(_COUNT_MATCHES, {"text": text}).fetchone()[0]
+                plan = _Plan.MATCHES_FIRST if total <= _MATCHES_FIRST_UP_TO else _Plan.IN_ORDER
             else:
                 total = connection.execute(
                     "SELECT value FROM counters WHERE name = ?", (_COUNTER_DEVICES,)
                 ).fetchone()[0]
+            statement = _fleet_statement(query.sort, query.after is not None, plan)
             return version, total, connection.execute(statement, parameters).fetchall()
 
         version, total, rows = self._snapshot(read)

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from big_peer_harness import small_peer_info, timestamps
 
+from inspector.big_peer import sqlite_storage
 from inspector.big_peer.fleet import FleetQuery, FleetSort, format_timestamp
 from inspector.big_peer.replay import REPLAY_WINDOW_MS, NonceClaim, NonceGuardFullError, ReplayedNonceError
 from inspector.big_peer.sqlite_storage import _SCHEMA_V1, DATABASE_FILE, SQLiteStorage
@@ -406,8 +407,17 @@ async def test_fleet_pages_newest_first_with_ties_by_peer_key(storage: SQLiteSto
     assert [s["peer_key"] for s in summaries] == [keys[5], *keys[1:5], keys[0]]
 
 
+@pytest.fixture(params=["matches first", "in order"])
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a filtered page is found: few matches are found first, many are walked to in order."""
+    monkeypatch.setattr(
+        sqlite_storage, "_MATCHES_FIRST_UP_TO", 10**9 if request.param == "matches first" else 0
+    )
+    return str(request.param)
+
+
 async def test_fleet_filter_matches_name_key_and_metadata_ascii_case_insensitively(
-    storage: SQLiteStorage,
+    storage: SQLiteStorage, plan: str
 ) -> None:
     keys = await _fleet_of(storage, ["Köln-Scanner", "KÖLN-dock", "hamburg"], timestamps(3))
     await storage.ingest(
@@ -429,14 +439,19 @@ async def test_fleet_filter_matches_name_key_and_metadata_ascii_case_insensitive
     assert await matching("%") == ([], 0), "no pattern characters"
 
 
-async def test_fleet_filter_pages_through_every_match_once(storage: SQLiteStorage) -> None:
+@pytest.mark.parametrize("sort", list(FleetSort))
+async def test_fleet_filter_pages_through_every_match_once(
+    storage: SQLiteStorage, plan: str, sort: FleetSort
+) -> None:
     names = [f"{'scanner' if i % 3 else 'printer'}-{i:02d}" for i in range(30)]
     await _fleet_of(storage, names, timestamps(30))
 
-    summaries, totals = await _all_pages(storage, limit=4, text="SCANNER", sort=FleetSort.LAST_UPDATED_AT)
+    summaries, totals = await _all_pages(storage, limit=4, text="SCANNER", sort=sort)
 
     scanners = [name for name in names if name.startswith("scanner")]
-    assert [s["device_name"] for s in summaries] == scanners[::-1]
+    assert [s["device_name"] for s in summaries] == (
+        scanners if sort is FleetSort.DEVICE_NAME else scanners[::-1]
+    )
     assert set(totals) == {20}
 
 
