@@ -50,7 +50,11 @@ the message says what to fix.
        stored version wins). A retried batch answers 200 with everything counted
        as a duplicate, so the sender can drop it from its outbox.
 
-    ``Content-Type`` is not checked. Storage is all or nothing per request. A body
+    ``Content-Type`` is not checked. Storage is all or nothing per request. While
+    write bodies held in memory (being read, parsed or stored) add up to 8 times
+    ``--max-body-bytes``, a write whose body would pass that is answered ``503 busy``
+    with ``Retry-After`` and its connection closed, so no number of concurrent
+    writers can run the service out of memory. A body
     of which no byte arrives for ``--idle-timeout`` seconds, or that takes longer
     than the timeout plus one second per 16 KiB, is answered ``408 body_timeout``
     and its connection closed.
@@ -114,7 +118,7 @@ import contextlib
 import hmac
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -141,6 +145,7 @@ from inspector.big_peer.storage import BigPeerStorage
 from inspector.core.identity import verify_request
 
 __all__ = [
+    "BUFFERED_BODIES_FACTOR",
     "DEFAULT_HISTORY_LIMIT",
     "IN_FLIGHT",
     "MAX_HISTORY_LIMIT",
@@ -157,6 +162,8 @@ DEFAULT_HISTORY_LIMIT = 100
 MAX_HISTORY_LIMIT = 1000
 MIN_BODY_BYTES_PER_SECOND = 16 * 1024
 """A body may take ``--idle-timeout`` plus one second per this many bytes to arrive."""
+BUFFERED_BODIES_FACTOR = 8
+"""Write bodies held in memory at once are bounded to this many times ``--max-body-bytes``."""
 _WWW_AUTHENTICATE = 'Bearer realm="inspector-big-peer"'
 # Part of every ETag: a new revision of what the reads answer must not match an old tag.
 _ANSWER_REVISION = "1"
@@ -355,11 +362,49 @@ def _check_token(request: web.Request, expected: str, what: str) -> None:
         raise ApiError(401, "wrong_token", f"{what} needs a different bearer token", headers=_CHALLENGE)
 
 
+class _BodyBytes:
+    """The write bodies held in memory (read, parsed, waiting to be stored), bounded.
+
+    Without a bound, clients holding the device token could send full-size bodies on
+    every connection at once and run the service out of memory; past it a write is
+    answered ``503 busy`` at once (a peer retries later), never queued.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[Callable[[int], None]]:
+        """A function counting one request's bytes against the bound; they are released on exit."""
+        mine = 0
+
+        def hold(count: int) -> None:
+            nonlocal mine
+            if self.held + count > self.limit:
+                raise ApiError(
+                    503,
+                    "busy",
+                    f"the Big Peer holds {self.limit // 2**20} MiB of write bodies in memory at most, and "
+                    "other writes fill it now; retry in a moment",
+                    headers={hdrs.RETRY_AFTER: "1"},
+                    close=True,
+                )
+            self.held += count
+            mine += count
+
+        try:
+            yield hold
+        finally:
+            self.held -= mine
+
+
 class _BigPeerApi:
     def __init__(self, config: BigPeerConfig, storage: BigPeerStorage, in_flight: InFlight) -> None:
         self._config = config
         self._storage = storage
         self._in_flight = in_flight
+        self._bodies = _BodyBytes(BUFFERED_BODIES_FACTOR * config.max_body_bytes)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return json_response({"status": "ok"})
@@ -393,7 +438,11 @@ class _BigPeerApi:
                 "unsupported_content_encoding",
                 f"the body must be sent as is, without Content-Encoding {_shown(encoding)}",
             )
-        body = await self._read_body(request, limit)
+        with self._bodies.holding() as hold:
+            body = await self._read_body(request, limit, hold)
+            return await self._store(request, body)
+
+    async def _store(self, request: web.Request, body: bytes) -> web.Response:
         try:
             documents = parse_batch(body, self._config.max_documents)
         except MalformedBatchError as exc:
@@ -501,7 +550,7 @@ class _BigPeerApi:
         # private: answers depend on the admin token; no-cache: a client revalidates every time.
         return {hdrs.ETAG: self._etag(version), hdrs.CACHE_CONTROL: "private, no-cache"}
 
-    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+    async def _read_body(self, request: web.Request, limit: int, hold: Callable[[int], None]) -> bytes:
         body = bytearray()
         idle = self._config.idle_timeout
         loop = asyncio.get_running_loop()
@@ -515,6 +564,7 @@ class _BigPeerApi:
                     chunk = await request.content.readany()
                 if not chunk:
                     break
+                hold(len(chunk))
                 body += chunk
                 if len(body) > limit:
                     raise _body_too_large(None, limit)

@@ -269,3 +269,15 @@ async def raw_exchange(url: str, data: bytes, *, timeout: float = 10.0) -> Answe
 def request_head(path: str, headers: dict[str, str], method: str = "POST") -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def suite_conftest(config: Any, test_file: str) -> Any:
+    """The conftest module of a test file's own suite (reliability, soak...), for its counts.
+
+    Every suite's conftest.py is a module named ``conftest``, and ``sys.modules`` holds
+    whichever was imported last; pytest keeps each one under its path.
+    """
+    path = Path(test_file).absolute().with_name("conftest.py")
+    module = config.pluginmanager.get_plugin(str(path))
+    assert module is not None, f"pytest has not loaded {path}"
+    return module

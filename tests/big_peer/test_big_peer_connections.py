@@ -359,3 +359,34 @@ def test_connection_defaults_follow_the_contract() -> None:
     assert config.idle_timeout == 60.0
     assert config.max_connections == default_max_connections()
     assert 16 <= config.max_connections <= 10_000
+
+
+async def test_write_bodies_held_in_memory_are_bounded(big_peer_factory, make_device) -> None:
+    # Bodies of up to 100 kB: at most 800 kB of them in memory at once.
+    running = await quiet_big_peer(big_peer_factory, "--idle-timeout", PATIENT, "--max-body-bytes", "100000")
+    head = request_head(WRITE_PATH, {"Authorization": f"Bearer {DEVICE_TOKEN}", "Content-Length": "100000"})
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(8):  # 792 kB held by bodies that do not finish
+            _, writer = await stack.enter_async_context(raw_connection(running))
+            writer.write(head + b" " * 99_000)
+            await writer.drain()
+        refused = b""
+        for _ in range(100):  # until the service has read what the others sent
+            async with raw_connection(running) as (reader, writer):
+                writer.write(head + b" " * 100_000)
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+                refused = await read_to_the_end(reader)
+            if refused.startswith(b"HTTP/1.1 503"):
+                break
+
+    assert refused.startswith(b"HTTP/1.1 503"), refused[:200]
+    assert b'"code":"busy"' in refused
+    assert b"Retry-After: 1" in refused
+    await until(lambda: open_connections(running) == 0)
+    device = make_device()
+    async with aiohttp.ClientSession() as session:
+        answer = await BigPeerClient(session, running.url).write(
+            device, [small_peer_info(device.peer_key, timestamps(1)[0])]
+        )
+    assert answer.status == 200, "once they are gone, writes are served again"
