@@ -50,14 +50,15 @@ the message says what to fix.
        stored version wins). A retried batch answers 200 with everything counted
        as a duplicate, so the sender can drop it from its outbox.
 
-    ``Content-Type`` is not checked. Storage is all or nothing per request. While
-    write bodies held in memory (being read, parsed or stored) add up to 8 times
-    ``--max-body-bytes``, a write whose body would pass that is answered ``503 busy``
-    with ``Retry-After`` and its connection closed, so no number of concurrent
-    writers can run the service out of memory. A body
-    of which no byte arrives for ``--idle-timeout`` seconds, or that takes longer
-    than the timeout plus one second per 16 KiB, is answered ``408 body_timeout``
-    and its connection closed.
+    ``Content-Type`` is not checked. Storage is all or nothing per request.
+
+    A body of which no byte arrives for ``--idle-timeout`` seconds, or that takes
+    longer than the timeout plus one second per 16 KiB, is answered ``408
+    body_timeout`` and its connection closed. Write bodies held in memory (being
+    read, parsed or stored) add up to 8 times ``--max-body-bytes`` at most: a write
+    whose body would pass that is answered ``503 busy`` with ``Retry-After`` and its
+    connection closed, so no number of concurrent writers can run the service out
+    of memory.
 
 ``GET /api/v1/devices``
     Admin token. ``200 {"devices": [doc, ...]}``: the latest document of each

@@ -84,7 +84,7 @@ class LogThrottle:
         """``message`` unless its kind was logged less than an interval ago (then it is counted)."""
         held = self.admit(kind)
         if held is not None:
-            logger.log(level, "%s%s", message, _held_back(held, self._interval))
+            logger.log(level, "%s%s", message, self.held_back(held))
 
     def flush(self, logger: logging.Logger, level: int) -> None:
         """Log how many events of each kind were held back, for kinds whose interval has passed."""
@@ -93,11 +93,11 @@ class LogThrottle:
             if now >= self._next.get(kind, now):
                 del self._held[kind]
                 self._next[kind] = now + self._interval
-                logger.log(level, "%s: %d more%s", kind, held, _held_back(0, self._interval))
+                logger.log(level, "%s: %d more in the last %g s", kind, held, self._interval)
 
-
-def _held_back(count: int, interval: float) -> str:
-    return f" (and {count} like it in the last {interval:g} s)" if count else ""
+    def held_back(self, count: int) -> str:
+        """What to add to a line that `admit` let through after holding ``count`` back."""
+        return f" (and {count} like it in the last {self._interval:g} s)" if count else ""
 
 
 class _Connection(asyncio.Protocol):

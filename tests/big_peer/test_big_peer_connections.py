@@ -326,7 +326,7 @@ def test_the_log_throttle_reports_what_it_held_back(caplog: pytest.LogCaptureFix
 
     assert [r.getMessage() for r in caplog.records] == [
         "refused a connection",
-        "refused: 2 more",
+        "refused: 2 more in the last 10 s",
     ]
 
 
