@@ -194,11 +194,8 @@ def summarize(document: Mapping[str, Any]) -> DeviceSummary:
     )
 
 
-def render_summary(
-    summary: DeviceSummary | str, *, received_at_ms: int, document_count: int, interval_ms: int | None
-) -> str:
-    """The summary's JSON text: the document's fields and what the storage counts."""
-    fields = summary.fields if isinstance(summary, DeviceSummary) else summary
+def render_summary(fields: str, *, received_at_ms: int, document_count: int, interval_ms: int | None) -> str:
+    """A summary as JSON text: `DeviceSummary.fields` and what the storage counts."""
     interval = "null" if interval_ms is None else repr(interval_ms / 1000)
     return (
         f'{fields[:-1]},"received_at":"{format_timestamp(received_at_ms)}",'

@@ -17,6 +17,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 from pathlib import Path
@@ -35,7 +36,13 @@ from inspector.big_peer.fleet import (
     summarize,
     timestamp_ms,
 )
-from inspector.big_peer.replay import DEFAULT_MAX_NONCES, NonceClaim, NonceGuardFullError, ReplayedNonceError
+from inspector.big_peer.replay import (
+    DEFAULT_MAX_NONCES,
+    REPLAY_WINDOW_MS,
+    NonceClaim,
+    NonceGuardFullError,
+    ReplayedNonceError,
+)
 from inspector.big_peer.storage import IngestResult, Versioned
 from inspector.core.database import SQLiteWorker
 
@@ -152,6 +159,15 @@ _COUNTER_NONCES = "nonces"
 _R = TypeVar("_R")
 
 
+@dataclass(frozen=True, slots=True)
+class _DeviceDocuments:
+    """The documents of one device in a batch, with their compact JSON."""
+
+    peer_key: str
+    documents: list[Mapping[str, Any]]
+    bodies: list[str]
+
+
 class _Plan(Enum):
     """How a fleet page is found."""
 
@@ -252,11 +268,11 @@ class SQLiteStorage(SQLiteWorker):
         for document in documents:
             by_device.setdefault(document["_id"], []).append(document)
         # Encoded here, on the caller's side of the queue, so the write lock is held for SQL only.
-        rows = {
-            peer_key: [(peer_key, d["last_updated_at"], orjson.dumps(d).decode()) for d in group]
+        groups = [
+            _DeviceDocuments(peer_key, group, [orjson.dumps(d).decode() for d in group])
             for peer_key, group in by_device.items()
-        }
-        return await self._call(self._ingest, by_device, rows, claim)
+        ]
+        return await self._call(self._ingest, groups, claim)
 
     async def version(self, peer_key: str | None = None) -> int | None:
         return await self._call(self._version, peer_key)
@@ -282,27 +298,19 @@ class SQLiteStorage(SQLiteWorker):
     def _read_database_id(self) -> str:
         return str(self._conn.execute("SELECT value FROM meta WHERE name = 'database_id'").fetchone()[0])
 
-    def _ingest(
-        self,
-        by_device: dict[str, list[Mapping[str, Any]]],
-        rows: dict[str, list[tuple[str, str, str]]],
-        claim: NonceClaim | None,
-    ) -> IngestResult:
+    def _ingest(self, groups: list[_DeviceDocuments], claim: NonceClaim | None) -> IngestResult:
         now_ms = self._clock_ms()
         connection = self._conn
         connection.execute("BEGIN IMMEDIATE")
         try:
             if claim is not None:
                 self._spend(claim, now_ms)
-            accepted = sum(
-                self._store(peer_key, documents, rows[peer_key], now_ms)
-                for peer_key, documents in by_device.items()
-            )
+            accepted = sum(self._store(group, now_ms) for group in groups)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-        total = sum(len(documents) for documents in by_device.values())
+        total = sum(len(group.documents) for group in groups)
         return IngestResult(accepted=accepted, duplicates=total - accepted)
 
     def _spend(self, claim: NonceClaim, now_ms: int) -> None:
@@ -318,21 +326,20 @@ class SQLiteStorage(SQLiteWorker):
         (kept,) = connection.execute(_ADD_TO_COUNTER, (1 - pruned, _COUNTER_NONCES)).fetchone()
         if kept > self._max_nonces:
             raise NonceGuardFullError(
-                f"more than {self._max_nonces} signed writes arrived in the last "
-                f"{(claim.expires_at_ms - now_ms) // 60_000 or 5} minutes; retry later"
+                f"more than {self._max_nonces} signed writes arrived within "
+                f"{REPLAY_WINDOW_MS // 60_000} minutes; retry later"
             )
 
-    def _store(
-        self,
-        peer_key: str,
-        documents: list[Mapping[str, Any]],
-        rows: list[tuple[str, str, str]],
-        now_ms: int,
-    ) -> int:
+    def _store(self, group: _DeviceDocuments, now_ms: int) -> int:
         """Store one device's documents and bring its summary up to date; how many were new."""
         connection = self._conn
+        peer_key, documents = group.peer_key, group.documents
         accepted = connection.executemany(
-            _INSERT_DOCUMENT, [(key, at, now_ms, body) for key, at, body in rows]
+            _INSERT_DOCUMENT,
+            [
+                (peer_key, d["last_updated_at"], now_ms, body)
+                for d, body in zip(documents, group.bodies, strict=True)
+            ],
         ).rowcount
         if accepted == 0:
             return 0

@@ -50,7 +50,7 @@ def test_any_document_gives_a_summary_of_at_most_4_kib(
     summary = summarize(document)
 
     text = render_summary(
-        summary, received_at_ms=received_at_ms, document_count=count, interval_ms=interval_ms
+        summary.fields, received_at_ms=received_at_ms, document_count=count, interval_ms=interval_ms
     )
 
     assert len(text.encode()) <= 4096
