@@ -103,11 +103,11 @@ class LogThrottle:
 class _Connection(asyncio.Protocol):
     """One client connection: passes everything to the HTTP protocol, and keeps what the sweep needs."""
 
-    __slots__ = ("_inner", "_listener", "busy", "idle_since", "transport", "unsent", "unsent_since")
+    __slots__ = ("_inner", "busy", "idle_since", "listener", "transport", "unsent", "unsent_since")
 
     def __init__(self, inner: asyncio.Protocol, listener: Listener) -> None:
         self._inner = inner
-        self._listener = listener
+        self.listener = listener
         self.transport: asyncio.Transport | None = None
         self.busy = 0
         """Requests of this connection a handler is working on."""
@@ -120,7 +120,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self._listener._opened(self)
+        self.listener.connection_opened(self)
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -130,7 +130,7 @@ class _Connection(asyncio.Protocol):
         return self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._listener._closed(self)
+        self.listener.connection_closed(self)
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -150,11 +150,11 @@ async def track_requests(request: web.Request, handler: _Handler) -> web.StreamR
     connection = transport.get_protocol() if transport is not None else None
     if not isinstance(connection, _Connection):
         return await handler(request)
-    connection._listener._busy(connection)
+    connection.listener.request_started(connection)
     try:
         return await handler(request)
     finally:
-        connection._listener._done(connection)
+        connection.listener.request_ended(connection)
 
 
 class Listener:
@@ -327,24 +327,24 @@ class Listener:
         assert self._loop is not None
         return self._loop.time()
 
-    def _opened(self, connection: _Connection) -> None:
+    def connection_opened(self, connection: _Connection) -> None:
         self._starting -= 1
         connection.idle_since = connection.unsent_since = self._now()
         self._open.add(connection)
         self._unserved[connection] = None
 
-    def _closed(self, connection: _Connection) -> None:
+    def connection_closed(self, connection: _Connection) -> None:
         self._forget(connection)
 
     def _forget(self, connection: _Connection) -> None:
         self._open.discard(connection)
         self._unserved.pop(connection, None)
 
-    def _busy(self, connection: _Connection) -> None:
+    def request_started(self, connection: _Connection) -> None:
         connection.busy += 1
         self._unserved.pop(connection, None)
 
-    def _done(self, connection: _Connection) -> None:
+    def request_ended(self, connection: _Connection) -> None:
         connection.busy -= 1
         if connection.busy == 0:
             connection.idle_since = self._now()
