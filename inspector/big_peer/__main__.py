@@ -20,13 +20,15 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from inspector.big_peer.app import IN_FLIGHT, create_app
+from inspector.big_peer.app import IN_FLIGHT, JsonErrorsRequestHandler, create_app
 from inspector.big_peer.config import BigPeerConfig, parse_config
-from inspector.big_peer.storage import DATABASE_FILE, SQLiteStorage
+from inspector.big_peer.connections import Listener, LogThrottle
+from inspector.big_peer.sqlite_storage import DATABASE_FILE, SQLiteStorage
 
 __all__ = ["main", "serve"]
 
@@ -71,15 +73,23 @@ class _ClientErrorsWithoutTraceback(logging.Filter):
     """Logs requests the HTTP parser refused (garbage, oversized headers) as one line, not a traceback.
 
     aiohttp logs them as errors with a traceback; they are the client's fault, and
-    anyone can send them, so they must not flood the log or look like faults.
+    anyone can send them, so they must not flood the log or look like faults: of each
+    kind, one line per 10 s at most, saying how many were left out.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._throttle = LogThrottle()
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError) and exc.code < 500:
-            record.msg = (
-                f"{record.getMessage()}: {exc.code} {exc.message.splitlines()[0] if exc.message else ''}"
-            )
+            held = self._throttle.admit(f"{exc.code} {type(exc).__name__}")
+            if held is None:
+                return False
+            first_line = exc.message.splitlines()[0] if exc.message else ""
+            more = f" (and {held} like it in the last 10 s)" if held else ""
+            record.msg = f"{record.getMessage()}: {exc.code} {first_line}{more}"
             record.args = None
             record.exc_info = None
             record.exc_text = None
@@ -103,26 +113,45 @@ async def serve(config: BigPeerConfig) -> int:
             _log.error("cannot open the database in %s: %s", config.data_dir, exc)
             return 1
         stack.push_async_callback(storage.close)
+        protocol_options: dict[str, Any] = {
+            "access_log": logging.getLogger("aiohttp.access") if config.access_log else None,
+            # Bodies are read as sent: no peer compresses them, and decoding lets a small body expand.
+            "auto_decompress": False,
+        }
         runner = web.AppRunner(
             create_app(config, storage),
             handle_signals=False,
-            access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
             # Only requests that outlived the drain below are left when aiohttp shuts down.
             shutdown_timeout=1.0,
+            **protocol_options,
         )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
+        server, loop = runner.server, asyncio.get_running_loop()
+        assert server is not None
+        listener = Listener(
+            lambda: JsonErrorsRequestHandler(server, loop=loop, **protocol_options),
+            max_connections=config.max_connections,
+            idle_timeout=config.idle_timeout,
+        )
         try:
-            await web.TCPSite(runner, config.host, config.port).start()
+            await listener.start(config.host, config.port)
         except OSError as exc:
             _log.error("cannot listen on %s port %s: %s", config.host, config.port, exc)
             return 1
-        host, port = runner.addresses[0][:2]
+        stack.push_async_callback(listener.close)
+        host, port = listener.addresses[0]
         print(f"listening on http://{_url_host(host)}:{port}", flush=True)
-        _log.info("serving %s on http://%s:%s", config.data_dir / DATABASE_FILE, _url_host(host), port)
+        _log.info(
+            "serving %s on http://%s:%s (at most %d connections, idle timeout %g s)",
+            config.data_dir / DATABASE_FILE,
+            _url_host(host),
+            port,
+            config.max_connections,
+            config.idle_timeout,
+        )
         await stop.wait()
-        for site in runner.sites:
-            await site.stop()
+        await listener.stop_accepting()
         in_flight = runner.app[IN_FLIGHT]
         if not await in_flight.drain(config.shutdown_timeout):
             _log.warning(

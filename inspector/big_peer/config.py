@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,13 @@ from inspector._version import __version__
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DOCUMENTS",
     "DEVICE_TOKEN_ENV",
     "BigPeerConfig",
     "default_data_dir",
+    "default_max_connections",
     "parse_config",
 ]
 
@@ -33,11 +36,33 @@ DEVICE_TOKEN_ENV = "INSPECTOR_DEVICE_TOKEN"
 ADMIN_TOKEN_ENV = "INSPECTOR_ADMIN_TOKEN"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_DOCUMENTS = 1000
+DEFAULT_IDLE_TIMEOUT = 60.0
+# File descriptors kept for everything but client connections: the database and its
+# write-ahead log, the listening sockets, stdio, the event loop, a refused connection.
+_RESERVED_FDS = 100
+_MAX_DEFAULT_CONNECTIONS = 10_000
 _DATA_DIR_APP_NAME = "small-peer-inspector-big-peer"
 
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(_DATA_DIR_APP_NAME))
+
+
+def default_max_connections() -> int:
+    """Client connections the service holds open by default: what the file descriptor limit allows.
+
+    The soft ``RLIMIT_NOFILE`` less what the service needs besides connections,
+    at most 10,000 (each idle connection still costs memory); 1,000 where the
+    limit cannot be read.
+    """
+    if sys.platform == "win32":
+        return 1000
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return _MAX_DEFAULT_CONNECTIONS
+    return max(16, min(_MAX_DEFAULT_CONNECTIONS, soft - _RESERVED_FDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +77,10 @@ class BigPeerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_documents: int = DEFAULT_MAX_DOCUMENTS
     shutdown_timeout: float = 30.0
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    """Seconds a connection may go without completing a request, or a body without a byte arriving."""
+    max_connections: int = field(default_factory=default_max_connections)
+    """Client connections held open at most; past it unserved ones are closed, then new ones refused."""
     access_log: bool = False
     log_level: str = "INFO"
 
@@ -83,6 +112,13 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, not {text}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
     return value
 
 
@@ -129,6 +165,22 @@ def _parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=30.0,
         help="seconds requests in flight may take to finish after SIGTERM/SIGINT (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_timeout,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="seconds a connection may take to send a complete request (head), or go without a byte of "
+        "the body it is sending, before it is closed; also how long an idle keep-alive connection "
+        "stays open (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=None,
+        help="client connections held open at most; at the bound the oldest one that sent no request "
+        "yet is closed for a new one, and if there is none the new one is answered 503 and closed "
+        f"(default: from the open-file limit, here {default_max_connections()})",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
     parser.add_argument(
@@ -179,6 +231,8 @@ def parse_config(
         max_body_bytes=args.max_body_bytes,
         max_documents=args.max_documents,
         shutdown_timeout=args.shutdown_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections or default_max_connections(),
         access_log=args.access_log,
         log_level=args.log_level,
     )

@@ -1,60 +1,49 @@
-"""Refuses replayed writes: remembers each signed ``(peer_key, nonce)`` while its timestamp is fresh.
+"""Refusing replayed writes: each signed ``(peer_key, nonce)`` is accepted once.
 
 `inspector.core.identity.verify_request` refuses a timestamp more than the skew
-window away from the Big Peer's clock, so a nonce needs remembering only until
-its own timestamp has left that window; after that the signature check refuses
-the request anyway.
+window away from the Big Peer's clock, so a nonce needs remembering only until its
+own timestamp has left that window; after that the signature check refuses the
+request anyway. The storage remembers claims in the database, in the transaction
+that stores the batch (`storage.BigPeerStorage.ingest`), so a signed write is
+accepted once across restarts and across every process serving one database, and
+a batch is never stored without its nonce being spent.
 """
 
 from __future__ import annotations
 
-import heapq
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["NonceCache", "NonceCacheFullError"]
+__all__ = [
+    "DEFAULT_MAX_NONCES",
+    "REPLAY_WINDOW_MS",
+    "NonceClaim",
+    "NonceGuardFullError",
+    "ReplayedNonceError",
+]
 
-DEFAULT_WINDOW_MS = 300_000
+REPLAY_WINDOW_MS = 300_000
 """The skew window of `inspector.core.identity.verify_request`."""
+DEFAULT_MAX_NONCES = 200_000
+"""Unexpired nonces kept at most; past it, writes are refused for a while (503) instead of growing."""
 
 
-class NonceCacheFullError(RuntimeError):
-    """More fresh nonces than the cache may hold; the write should be retried later."""
+@dataclass(frozen=True, slots=True)
+class NonceClaim:
+    """A verified request's nonce, to be spent when its batch is stored."""
+
+    peer_key: str
+    nonce: str
+    expires_at_ms: int
+    """When the request's timestamp leaves the skew window (its signature is refused from then on)."""
+
+    @classmethod
+    def of_request(cls, peer_key: str, nonce: str, timestamp_ms: int) -> NonceClaim:
+        return cls(peer_key, nonce, timestamp_ms + REPLAY_WINDOW_MS)
 
 
-class NonceCache:
-    """The ``(peer_key, nonce)`` pairs seen within the skew window, bounded in memory."""
+class ReplayedNonceError(Exception):
+    """This peer already spent this nonce within the window; nothing of the batch was stored."""
 
-    def __init__(
-        self,
-        *,
-        window_ms: int = DEFAULT_WINDOW_MS,
-        max_entries: int = 200_000,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-    ) -> None:
-        self._window_ms = window_ms
-        self._max_entries = max_entries
-        self._clock_ms = clock_ms
-        self._expiry: dict[tuple[str, str], int] = {}
-        self._heap: list[tuple[int, tuple[str, str]]] = []
 
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-    def remember(self, peer_key: str, nonce: str, timestamp_ms: int) -> bool:
-        """Record a verified request; False if this peer already used this nonce within the window."""
-        now = self._clock_ms()
-        while self._heap and self._heap[0][0] < now:
-            _, key = heapq.heappop(self._heap)
-            del self._expiry[key]
-        key = (peer_key, nonce)
-        if key in self._expiry:
-            return False
-        if len(self._expiry) >= self._max_entries:
-            raise NonceCacheFullError(
-                f"{len(self._expiry)} signed writes in the last {self._window_ms // 1000} s; retry later"
-            )
-        expiry = timestamp_ms + self._window_ms
-        self._expiry[key] = expiry
-        heapq.heappush(self._heap, (expiry, key))
-        return True
+class NonceGuardFullError(Exception):
+    """More unexpired nonces than the guard may hold; nothing was stored, retry the write later."""

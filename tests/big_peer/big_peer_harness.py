@@ -66,8 +66,16 @@ class BigPeerProcess:
         return self.exit_code
 
 
-def big_peer_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "inspector.big_peer", *args]
+def big_peer_command(*args: str, open_files: int | None = None) -> list[str]:
+    """The service's command line; ``open_files`` lowers its open-file limit (POSIX)."""
+    if open_files is None:
+        return [sys.executable, "-m", "inspector.big_peer", *args]
+    start = (
+        "import resource, runpy, sys; "
+        "limit = int(sys.argv.pop(1)); resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)); "
+        "runpy.run_module('inspector.big_peer', run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", start, str(open_files), *args]
 
 
 def service_env(home: Path) -> dict[str, str]:
@@ -79,7 +87,12 @@ def service_env(home: Path) -> dict[str, str]:
 
 
 def start_big_peer(
-    data_dir: Path, log_path: Path, extra_args: Sequence[str] = (), *, tokens_in_env: bool = False
+    data_dir: Path,
+    log_path: Path,
+    extra_args: Sequence[str] = (),
+    *,
+    tokens_in_env: bool = False,
+    open_files: int | None = None,
 ) -> BigPeerProcess:
     """Start the service on a free port; return once /healthz answers."""
     env = service_env(log_path.parent)
@@ -89,7 +102,8 @@ def start_big_peer(
     else:
         tokens = ["--device-token", DEVICE_TOKEN, "--admin-token", ADMIN_TOKEN]
     command = big_peer_command(
-        "--host", "127.0.0.1", "--port", "0", "--data", str(data_dir), *tokens, *extra_args
+        "--host", "127.0.0.1", "--port", "0", "--data", str(data_dir), *tokens, *extra_args,
+        open_files=open_files,
     )  # fmt: skip
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
@@ -220,13 +234,24 @@ async def raw_request(url: str, data: bytes, *, timeout: float = 10.0) -> Answer
     Closes the connection after the response, so a lying ``Content-Length`` never
     leaves the server waiting for bytes that will not come.
     """
+    answer = await raw_exchange(url, data, timeout=timeout)
+    assert answer is not None, "the service closed the connection without an answer"
+    return answer
+
+
+async def raw_exchange(url: str, data: bytes, *, timeout: float = 10.0) -> Answer | None:
+    """`raw_request`, or None when the service closes the connection without answering."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
         async with asyncio.timeout(timeout):
-            writer.write(data)
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
+            with contextlib.suppress(ConnectionError):  # it may close before reading everything
+                writer.write(data)
+                await writer.drain()
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return None
             status_line, *header_lines = head.decode("latin-1").split("\r\n")
             headers = CIMultiDict(
                 line.split(": ", 1)

@@ -19,12 +19,20 @@ def big_peer_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     started: list[BigPeerProcess] = []
 
     def start(
-        data_dir: Path | None = None, extra_args: Sequence[str] = (), *, tokens_in_env: bool = False
+        data_dir: Path | None = None,
+        extra_args: Sequence[str] = (),
+        *,
+        tokens_in_env: bool = False,
+        open_files: int | None = None,
     ) -> BigPeerProcess:
         workdir = tmp_path_factory.mktemp("big-peer")
         log_path = workdir / "service.log"
         running = start_big_peer(
-            data_dir or workdir / "data", log_path, extra_args, tokens_in_env=tokens_in_env
+            data_dir or workdir / "data",
+            log_path,
+            extra_args,
+            tokens_in_env=tokens_in_env,
+            open_files=open_files,
         )
         started.append(running)
         return running

@@ -1,4 +1,4 @@
-"""Checking write bodies and refusing replayed nonces, without a running service."""
+"""Checking write bodies, without a running service."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inspector.big_peer.documents import BatchTooLargeError, MalformedBatchError, is_timestamp, parse_batch
-from inspector.big_peer.replay import NonceCache, NonceCacheFullError
 
 VALID = {"_id": "pk" + "A" * 43, "last_updated_at": "2026-11-26T05:38:12.345Z"}
 
@@ -80,46 +79,32 @@ def test_any_body_is_either_a_batch_or_a_clear_refusal(body: bytes) -> None:
         assert all(isinstance(d["_id"], str) and is_timestamp(d["last_updated_at"]) for d in documents)
 
 
+_digit_text = st.text(alphabet='0123456789"\\ -.eE', min_size=0, max_size=40)
+_in_range = st.integers(-(2**63), 2**64 - 1)
+
+
+@given(st.lists(st.one_of(_in_range, _digit_text, st.floats(allow_nan=False, allow_infinity=False))))
+def test_numbers_in_range_and_digits_in_strings_are_accepted_unchanged(values: list[object]) -> None:
+    document = {**VALID, "values": values, "keyed": {text: 1 for text in values if isinstance(text, str)}}
+
+    assert parse_batch(orjson.dumps({"documents": [document]}), 1) == [document]
+
+
+@given(_digit_text, st.integers(2**64, 10**40) | st.integers(-(10**40), -(2**63) - 1), _digit_text)
+def test_an_integer_outside_64_bits_is_refused_wherever_it_stands(
+    before: str, number: int, after: str
+) -> None:
+    body = orjson.dumps({"documents": [{**VALID, "x": [before, "NUMBER", after]}]})
+    body = body.replace(b'"NUMBER"', str(number).encode())
+
+    with pytest.raises(MalformedBatchError) as caught:
+        parse_batch(body, 1)
+
+    assert caught.value.code == "integer_out_of_range"
+
+
 def test_deeply_nested_body_is_refused_not_crashing() -> None:
     body = b'{"documents": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
 
     with pytest.raises(MalformedBatchError):
         parse_batch(body, 10)
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def test_a_nonce_is_refused_the_second_time_within_the_window() -> None:
-    cache = NonceCache(window_ms=1000, clock_ms=_Clock())
-
-    assert cache.remember("pkA", "nonce-1", 1_000_000)
-    assert not cache.remember("pkA", "nonce-1", 1_000_000)
-    assert cache.remember("pkB", "nonce-1", 1_000_000), "nonces are per peer"
-
-
-def test_nonces_are_forgotten_once_their_timestamp_left_the_window() -> None:
-    clock = _Clock()
-    cache = NonceCache(window_ms=1000, clock_ms=clock)
-    cache.remember("pkA", "old", clock.now - 500)
-    cache.remember("pkA", "future", clock.now + 900)
-
-    clock.now += 501
-    cache.remember("pkA", "tick", clock.now)
-
-    assert len(cache) == 2, "the nonce signed 500 ms ago has expired, the one signed ahead has not"
-    assert not cache.remember("pkA", "future", clock.now + 900)
-
-
-def test_a_full_nonce_cache_refuses_instead_of_growing() -> None:
-    cache = NonceCache(window_ms=1000, max_entries=2, clock_ms=_Clock())
-    cache.remember("pkA", "1", 1_000_000)
-    cache.remember("pkA", "2", 1_000_000)
-
-    with pytest.raises(NonceCacheFullError):
-        cache.remember("pkA", "3", 1_000_000)

@@ -13,24 +13,36 @@ from big_peer_harness import ADMIN_TOKEN, DEVICE_TOKEN, WRITE_PATH, small_peer_i
 
 from inspector.big_peer.app import create_app
 from inspector.big_peer.config import BigPeerConfig, parse_config
-from inspector.big_peer.storage import IngestResult
+from inspector.big_peer.fleet import FleetPage, FleetQuery
+from inspector.big_peer.replay import NonceClaim
+from inspector.big_peer.storage import IngestResult, Versioned
 
 
 class BrokenStorage:
     """Fails every call the way a full disk or a lost database would."""
 
-    async def ingest(self, documents: Sequence[Mapping[str, Any]]) -> IngestResult:
+    database_id = "broken"
+
+    async def ingest(
+        self, documents: Sequence[Mapping[str, Any]], claim: NonceClaim | None = None
+    ) -> IngestResult:
         raise OSError(28, "No space left on device")
 
-    async def devices(self) -> list[dict[str, Any]]:
+    async def version(self, peer_key: str | None = None) -> int | None:
         raise RuntimeError("the database went away")
 
-    async def latest(self, peer_key: str) -> dict[str, Any] | None:
+    async def devices(self) -> Versioned[list[str]]:
+        raise RuntimeError("the database went away")
+
+    async def latest(self, peer_key: str) -> Versioned[str] | None:
         raise RuntimeError("the database went away")
 
     async def history(
         self, peer_key: str, limit: int, before: str | None = None
-    ) -> list[dict[str, Any]] | None:
+    ) -> Versioned[list[str]] | None:
+        raise RuntimeError("the database went away")
+
+    async def fleet(self, query: FleetQuery) -> Versioned[FleetPage]:
         raise RuntimeError("the database went away")
 
     async def close(self) -> None:
@@ -60,7 +72,9 @@ async def test_storage_failure_on_write_is_a_json_500_and_the_service_keeps_serv
     assert (await broken_client.get("/healthz")).status == 200
 
 
-@pytest.mark.parametrize("path", ["/api/v1/devices", "/api/v1/devices/pkX", "/api/v1/devices/pkX/history"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/devices", "/api/v1/devices/pkX", "/api/v1/devices/pkX/history", "/api/v1/fleet"]
+)
 async def test_storage_failure_on_read_is_a_json_500(broken_client: TestClient, path: str) -> None:
     response = await broken_client.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 

@@ -191,3 +191,25 @@ def test_unusable_data_directory_is_a_clear_failure(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot open the database in {not_a_directory}" in result.stderr
     assert result.stdout == ""
+
+
+async def test_a_signed_write_is_accepted_once_also_across_a_restart(
+    big_peer_factory, session: aiohttp.ClientSession, make_device
+) -> None:
+    first_run = big_peer_factory()
+    device = make_device()
+    (at,) = timestamps(1)
+    body = orjson.dumps({"documents": [small_peer_info(device.peer_key, at)]})
+    signed = device.request_headers("POST", WRITE_PATH, body)
+    assert (
+        await BigPeerClient(session, first_run.url).write_body(device, body, signed_headers=signed)
+    ).status == 200
+    assert first_run.stop() == 0
+
+    second_run = big_peer_factory(first_run.data_dir)
+    client = BigPeerClient(session, second_run.url)
+    replay = await client.write_body(device, body, signed_headers=signed)
+
+    assert replay.status == 401
+    assert replay.error_code == "replayed_nonce"
+    assert len((await client.history(device)).json["documents"]) == 1

@@ -231,6 +231,7 @@ MALFORMED_BODIES = {
     "invalid UTF-8": (b'{"documents": ["\xff"]}', "invalid_json"),
     "truncated JSON": (b'{"documents": [{"_id": ', "invalid_json"),
     "NaN": (b'{"documents": [NaN]}', "invalid_json"),
+    "number past the float range": (b'{"documents": [' + b"1" * 5000 + b"]}", "invalid_json"),
     "top level is a list": (b"[]", "invalid_batch"),
     "top level is a string": (b'"documents"', "invalid_batch"),
     "no documents key": (b'{"docs": []}', "invalid_batch"),
@@ -462,3 +463,135 @@ async def test_wrong_method_is_a_json_405(
     assert answer.status == 405
     assert answer.error_code == "method_not_allowed"
     assert allowed in answer.headers["Allow"]
+
+
+def _nested(depth: int) -> dict:
+    """A JSON object ``depth`` levels deep (``{}`` is depth 1)."""
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+async def test_document_nested_past_128_levels_is_refused_and_not_stored(
+    client: BigPeerClient, make_device
+) -> None:
+    device = make_device()
+    (at,) = timestamps(1)
+    head = orjson.dumps(small_peer_info(device.peer_key, at))[:-1]
+    # 253 levels is where orjson could no longer encode the document for storage (it answered 500).
+    body = b'{"documents":[' + head + b',"deep":' + b"[" * 253 + b"]" * 253 + b"}]}"
+
+    answer = await client.write_body(device, body)
+
+    assert answer.status == 400
+    assert answer.error_code == "nesting_too_deep"
+    assert "128" in answer.json["error"]["message"]
+    assert (await client.history(device)).status == 404
+
+
+async def test_document_128_levels_deep_is_stored_and_one_more_is_refused(
+    client: BigPeerClient, make_device
+) -> None:
+    device = make_device()
+    fits, too_deep = timestamps(2)
+    # The document is level 1, so the field holds 127 levels.
+    deepest = small_peer_info(device.peer_key, fits, extra=_nested(127))
+
+    over = await client.write(device, [small_peer_info(device.peer_key, too_deep, extra=_nested(128))])
+    at_limit = await client.write(device, [deepest])
+
+    assert over.status == 400
+    assert over.error_code == "nesting_too_deep"
+    assert at_limit.status == 200
+    assert (await client.read(f"/api/v1/devices/{device.peer_key}")).json == deepest
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [b"123456789012345678901234567890", b"18446744073709551616", b"-9223372036854775809"],
+    ids=["30 digits", "2**64", "-2**63 - 1"],
+)
+async def test_integer_outside_64_bits_is_refused_never_stored_altered(
+    client: BigPeerClient, make_device, literal: bytes
+) -> None:
+    device = make_device()
+    (at,) = timestamps(1)
+    head = orjson.dumps(small_peer_info(device.peer_key, at))[:-1]
+    body = b'{"documents":[' + head + b',"counters":{"big":[' + literal + b"]}}]}"
+
+    answer = await client.write_body(device, body)
+
+    assert answer.status == 400
+    assert answer.error_code == "integer_out_of_range"
+    assert (await client.history(device)).status == 404
+
+
+async def test_64_bit_integers_and_digits_in_strings_are_stored_exactly(
+    client: BigPeerClient, make_device
+) -> None:
+    device = make_device()
+    (at,) = timestamps(1)
+    document = small_peer_info(
+        device.peer_key,
+        at,
+        limits=[2**64 - 1, -(2**63), 10**18],
+        serial="123456789012345678901234567890",
+        quoted='say \\"123456789012345678901234567890\\"',
+        huge_float=1.2345678901234568e29,
+    )
+
+    answer = await client.write(device, [document])
+
+    assert answer.status == 200
+    latest = await client.read(f"/api/v1/devices/{device.peer_key}")
+    assert latest.json == document
+    assert b"18446744073709551615" in latest.body
+
+
+BAD_METADATA = {
+    "a list": [],
+    "null": None,
+    "a string": "site=lab",
+    "65 levels": _nested(65),
+    "128 KiB": {"blob": "x" * 131072},
+}
+
+
+@pytest.mark.parametrize("metadata", BAD_METADATA.values(), ids=BAD_METADATA.keys())
+async def test_metadata_no_peer_could_have_sent_is_refused(
+    client: BigPeerClient, make_device, metadata: object
+) -> None:
+    device = make_device()
+    good, bad = timestamps(2)
+    batch = [small_peer_info(device.peer_key, good), small_peer_info(device.peer_key, bad, metadata=metadata)]
+
+    answer = await client.write(device, batch)
+
+    assert answer.status == 400
+    assert answer.error_code == "invalid_metadata"
+    assert "documents[1].metadata" in answer.json["error"]["message"]
+    assert (await client.history(device)).status == 404, "nothing of the batch is stored"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("device_name", 42),
+        ("device_name", ["laptop"]),
+        ("ditto_sdk_version", {"major": 1}),
+        ("device_disk_usage", [1, 2]),
+        ("connections_by_transport", "WebSocket"),
+    ],
+)
+async def test_summary_field_of_a_type_no_peer_sends_is_refused(
+    client: BigPeerClient, make_device, field: str, value: object
+) -> None:
+    device = make_device()
+    (at,) = timestamps(1)
+
+    answer = await client.write(device, [small_peer_info(device.peer_key, at, **{field: value})])
+
+    assert answer.status == 400
+    assert answer.error_code == "invalid_document"
+    assert f"documents[0].{field}" in answer.json["error"]["message"]
