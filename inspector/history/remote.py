@@ -427,8 +427,10 @@ OLDER_DOCUMENTS = 4000
 """Documents older than the window kept after a read (the timeline scrolled back, an export)."""
 POLL_INTERVAL = 2.5
 """Seconds between two conditional reads of the device's newest documents while subscribed."""
-POLL_PAGE = 100
-"""Documents asked for per poll: more new ones than this at once re-read the history."""
+POLL_PAGE = 20
+"""Documents asked for per poll; when all of them are new, older pages follow until a known one."""
+MAX_POLL_NEW = 5000
+"""More new documents than this at once: the history is read again (`SourceReset`) instead."""
 FIRST_PAGE = 200
 """Documents read with the device's count when the history is first read."""
 _ANCHOR_ATTEMPTS = 4
@@ -965,11 +967,24 @@ class BigPeerHistory:
             return None
         newest = self._known(self._newest) if self._newest else None
         newest_ms = newest.ts_ms if newest is not None else -1
-        fresh = [
-            (text, decoded)
-            for text, decoded in zip(page.documents, page.decoded, strict=True)
-            if parse_timestamp(decoded["last_updated_at"]) > newest_ms
-        ]
+        fresh: list[tuple[bytes, dict[str, Any]]] = []
+        while True:
+            new = [
+                (text, decoded)
+                for text, decoded in zip(page.documents, page.decoded, strict=True)
+                if parse_timestamp(decoded["last_updated_at"]) > newest_ms
+            ]
+            fresh.extend(new)
+            if len(new) < len(page.documents) or not page.documents or not self._newest:
+                break
+            if len(fresh) > MAX_POLL_NEW:
+                raise _HistoryChanged("more new documents than a poll reads")
+            # Every document of the page is new: the ones between it and the known newest follow.
+            older = await self._client.history(
+                self.peer_key, limit=MAX_PAGE, before=page.decoded[-1]["last_updated_at"]
+            )
+            assert older is not None
+            page = HistoryPage(older.documents, older.decoded, page.etag)
         if not fresh or (self._newest and newest is None):
             # The tag moved without a newer document: if the count moved too, an older one
             # arrived and every index above it shifted.
@@ -978,8 +993,6 @@ class BigPeerHistory:
                 raise _HistoryChanged("the device's history changed below its newest document")
             self._etag = page.etag
             return None
-        if len(fresh) == len(page.documents) and self._newest:
-            raise _HistoryChanged("more new documents than one poll reads")
         self._newest += len(fresh)
         rows = []
         for offset, (text, decoded) in enumerate(fresh):
