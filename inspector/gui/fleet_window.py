@@ -32,7 +32,7 @@ from pathlib import Path
 
 from PySide6.QtCore import (
     QByteArray,
-    QModelIndex,
+    QItemSelection,
     QPoint,
     QSettings,
     QSignalBlocker,
@@ -434,7 +434,9 @@ class FleetWindow(QMainWindow):
         header.setSortIndicator(Column.NAME, Qt.SortOrder.AscendingOrder)
         table.setSortingEnabled(True)
         header.sortIndicatorChanged.connect(self._keep_sort_indicator)
-        table.selectionModel().currentRowChanged.connect(self._on_current_row)
+        # The selection, not the current index: focusing the table moves the current index to its
+        # first row (for the keyboard) without selecting it, and must not switch devices.
+        table.selectionModel().selectionChanged.connect(self._on_selection)
 
         self.status_label = QLabel()
         self.status_label.setObjectName("fleetStatus")
@@ -457,11 +459,11 @@ class FleetWindow(QMainWindow):
         header = self.table.horizontalHeader()
         samples = {
             Column.NAME: "warehouse-scanner-04",
-            Column.PLATFORM: "Windows",
+            Column.PLATFORM: "Platform",
             Column.SDK: "SDK version",
             Column.LAST_SEEN: "59 min ago · 05:38:12",
             Column.STATUS: "● online ",
-            Column.DISK: "Disk available ",
+            Column.DISK: "Disk available",
             Column.DOCUMENTS: "Documents",
         }
         for column, sample in samples.items():
@@ -583,10 +585,11 @@ class FleetWindow(QMainWindow):
         self.table.scrollTo(index)
         return True
 
-    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not current.isValid():
+    def _on_selection(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
             return  # a new query cleared the selection: keep showing the device
-        device = self.model.device(current.row())
+        device = self.model.device(rows[0].row())
         if device is not None and device.peer_key != self.selected_peer_key:
             self._show_device(device)
 
@@ -707,6 +710,10 @@ class FleetWindow(QMainWindow):
         for offset, path in enumerate(self.model.metadata_columns):
             header.resizeSection(len(Column) + offset, widths.get(path, default))
         self._restore_selection()
+        added = [p for p in self.model.metadata_columns if p not in widths]
+        if added and self.model.rowCount():  # show the new column, which may be past the right edge
+            column = len(Column) + self.model.metadata_columns.index(added[-1])
+            self.table.scrollTo(self.model.index(max(0, self.table.rowAt(0)), column))
 
     def known_metadata_paths(self) -> list[str]:
         """Dotted paths of the leaves of the loaded devices' metadata (what a column can show)."""
@@ -838,12 +845,12 @@ class FleetWindow(QMainWindow):
             self.resize(min(1500, int(screen.width() * 0.92)), min(900, int(screen.height() * 0.9)))
         saved = settings.value("fleet/splitter")
         if not (isinstance(saved, QByteArray) and self.main_splitter.restoreState(saved)):
-            self.main_splitter.setSizes([720, 780])
+            self.main_splitter.setSizes([760, 800])
 
     def _restore_device_splitters(self, view: DeviceHistoryView) -> None:
         for key, splitter, sizes in (
             ("fleet/plotSplitter", view.splitter, [330, 520]),
-            ("fleet/historySplitter", view.lower_splitter, [380, 480]),
+            ("fleet/historySplitter", view.lower_splitter, [420, 440]),
         ):
             saved = self._settings.value(key)
             if not (isinstance(saved, QByteArray) and splitter.restoreState(saved)):

@@ -477,6 +477,9 @@ def test_metadata_columns_are_kept_in_the_settings(big_peer, make_fleet, tmp_pat
     add_devices(service.url, tmp_path, ["tablet"], metadata={"site": "Oslo", "battery": {"level": 42}})
     window = make_fleet(service.url)
     assert "battery.level" in window.known_metadata_paths()
+    window.table.setFocus(Qt.FocusReason.TabFocusReason)  # the keyboard's current row is not a choice
+    qtbot.waitUntil(window.table.hasFocus)
+    assert window.device_view is None
 
     window.add_metadata_column("battery.level")
     window.add_metadata_column("metadata.site")
