@@ -88,9 +88,6 @@ from inspector.history.remote import (
     BigPeerError,
     BigPeerHistory,
     BigPeerProtocolError,
-    BigPeerServerError,
-    BigPeerTimeoutError,
-    BigPeerUnreachableError,
     FleetDevice,
     TokenRefusedError,
 )
@@ -127,15 +124,10 @@ def describe_failure(error: BigPeerError) -> str:
             "The admin token was refused: check INSPECTOR_ADMIN_TOKEN, "
             "or use File → Open Big Peer… with the right one"
         )
-    if isinstance(error, BigPeerUnreachableError):
-        return f"The Big Peer cannot be reached: {error}"
-    if isinstance(error, BigPeerTimeoutError):
-        return f"The Big Peer is slow: {error}"
-    if isinstance(error, BigPeerServerError):
-        return f"The Big Peer is failing: {error}"
     if isinstance(error, BigPeerProtocolError):
         return f"The Big Peer's answer could not be used: {error}"
-    return str(error)
+    text = str(error)  # unreachable, slow (a timeout), failing (5xx): the error says which
+    return text[:1].upper() + text[1:]
 
 
 def _csv_row(device: FleetDevice, now: float, metadata_columns: Sequence[str]) -> list[str]:
@@ -642,6 +634,8 @@ class FleetWindow(QMainWindow):
     def _on_tick(self) -> None:
         if self.isVisible():
             self.model.refresh_times()
+            if self.device_view is not None:
+                self.device_view.timeline_panel.model.refresh_times()
             if self.model.error is not None:
                 self._update_status()
 

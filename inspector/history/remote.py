@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import email.utils
 import hashlib
+import socket
 import time
 import urllib.parse
 from bisect import bisect_right
@@ -316,7 +317,7 @@ class BigPeerClient:
             raise BigPeerUnreachableError(f"{self.url} is not a URL the inspector can reach") from None
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
             raise BigPeerUnreachableError(
-                f"cannot reach the Big Peer at {self.url} ({_reason(exc)})"
+                f"the Big Peer at {self.url} cannot be reached ({_reason(exc)})"
             ) from None
         except aiohttp.ClientError as exc:
             raise BigPeerUnreachableError(
@@ -411,8 +412,14 @@ async def _read_body(response: aiohttp.ClientResponse) -> bytes:
 
 def _reason(exc: BaseException) -> str:
     os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused: is it running, on this port?"
+    if isinstance(os_error, socket.gaierror):
+        return "its host name does not resolve"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "it closed the connection"
     if isinstance(os_error, OSError) and os_error.strerror:
-        return os_error.strerror.lower()
+        return os_error.strerror[:1].lower() + os_error.strerror[1:]
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
