@@ -82,7 +82,6 @@ class Column(IntEnum):
     LAST_SEEN = 3
     STATUS = 4
     DISK = 5
-    DOCUMENTS = 6
 
 
 _HEADERS = {
@@ -92,7 +91,6 @@ _HEADERS = {
     Column.LAST_SEEN: "Last seen",
     Column.STATUS: "Status",
     Column.DISK: "Disk available",
-    Column.DOCUMENTS: "Documents",
 }
 _HEADER_TIPS = {
     Column.NAME: "The device name (click to sort A to Z: the Big Peer sorts names one way)",
@@ -101,7 +99,6 @@ _HEADER_TIPS = {
     Column.LAST_SEEN: "When the Big Peer received the device's newest document (click to sort newest first)",
     Column.STATUS: "Online while the device reports about as often as it usually does",
     Column.DISK: "Free space on the device's disk in its newest document",
-    Column.DOCUMENTS: "How many documents of the device the Big Peer keeps",
 }
 SORTS = {
     Column.NAME: (FleetSortOrder.DEVICE_NAME, Qt.SortOrder.AscendingOrder),
@@ -535,7 +532,7 @@ class FleetModel(QAbstractTableModel):
 
     def _fixed_data(self, device: FleetDevice, column: Column, role: int) -> Any:
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if column in (Column.DISK, Column.DOCUMENTS) else _LEFT
+            return _RIGHT if column == Column.DISK else _LEFT
         if role == Qt.ItemDataRole.DecorationRole:
             if column == Column.STATUS:
                 online, _ = device_status(device, self._now)
@@ -565,13 +562,12 @@ class FleetModel(QAbstractTableModel):
             return f"{format_relative(moment, self._now)} · {local}"
         if column == Column.STATUS:
             return "online" if device_status(device, self._now)[0] else "stale"
-        if column == Column.DISK:
-            return format_bytes(device.device_available) if device.device_available is not None else ""
-        return f"{device.document_count:,}"
+        return format_bytes(device.device_available) if device.device_available is not None else ""
 
     def _tooltip(self, device: FleetDevice, column: Column) -> str | None:
         if column == Column.NAME:
-            return f"{device.title}\nPeer key: {device.peer_key}"
+            count = f"{device.document_count:,} documents at the Big Peer"
+            return f"{device.title}\nPeer key: {device.peer_key}\n{count}"
         if column == Column.SDK:
             return " ".join(part for part in (device.sdk_language, device.sdk_version) if part) or None
         if column == Column.LAST_SEEN:

@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QToolButton,
@@ -220,6 +221,8 @@ class DeviceHistoryView(QWidget):
             f"Filter: text in the JSON of the newest {self.history.window_size:,} documents (Ctrl+F)"
         )
         self.document_panel = DocumentPanel(self.history, self.tasks)
+        # A long title must not hold the document wide: the timeline beside it keeps its share.
+        self.document_panel.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.plot_panel = HistoryPlotPanel(self.history, self.tasks, settings)
         self.plot_panel.link_timeline(self.timeline_panel)
         self.export = ExportController(self.history, self.tasks, self, self.timeline_panel, self.plot_panel)
@@ -353,6 +356,7 @@ class FleetWindow(QMainWindow):
             **options,
         )
         self.device_view: DeviceHistoryView | None = None
+        self._columns_fitted = False
         self._closing_views: list[DeviceHistoryView] = []
         self.theme = ThemeController(self._settings, self)
 
@@ -456,12 +460,9 @@ class FleetWindow(QMainWindow):
             Column.LAST_SEEN: "59 min ago · 05:38:12",
             Column.STATUS: "● online ",
             Column.DISK: "Disk available",
-            Column.DOCUMENTS: "Documents",
         }
         for column, sample in samples.items():
-            header.resizeSection(column, metrics.horizontalAdvance(sample) + 28)
-        for offset in range(len(self.model.metadata_columns)):
-            header.resizeSection(len(Column) + offset, metrics.horizontalAdvance("metadata value") + 24)
+            header.resizeSection(column, metrics.horizontalAdvance(sample) + 20)
 
     def _build_layout(self) -> None:
         self.placeholder = QLabel("Select a device to see its history.")
@@ -624,6 +625,10 @@ class FleetWindow(QMainWindow):
             view.deleteLater()
 
     def _on_refreshed(self) -> None:
+        if not self._columns_fitted and self.model.rowCount():
+            self._columns_fitted = True  # saved metadata columns, sized to what the first page holds
+            for offset in range(len(self.model.metadata_columns)):
+                self._fit_metadata_column(len(Column) + offset)
         if self.device_view is not None:
             row = self.model.row_of(self.device_view.device.peer_key)
             device = self.model.device(row) if row is not None else None
@@ -700,14 +705,26 @@ class FleetWindow(QMainWindow):
         widths = {p: header.sectionSize(len(Column) + i) for i, p in enumerate(self.model.metadata_columns)}
         self.model.set_metadata_columns(paths)
         self._settings.setValue(METADATA_COLUMNS_KEY, json.dumps(self.model.metadata_columns))
-        default = self.table.fontMetrics().horizontalAdvance("metadata value") + 24
         for offset, path in enumerate(self.model.metadata_columns):
-            header.resizeSection(len(Column) + offset, widths.get(path, default))
+            if path in widths:
+                header.resizeSection(len(Column) + offset, widths[path])
+            else:
+                self._fit_metadata_column(len(Column) + offset)
         self._restore_selection()
         added = [p for p in self.model.metadata_columns if p not in widths]
         if added and self.model.rowCount():  # show the new column, which may be past the right edge
             column = len(Column) + self.model.metadata_columns.index(added[-1])
             self.table.scrollTo(self.model.index(max(0, self.table.rowAt(0)), column))
+
+    def _fit_metadata_column(self, column: int) -> None:
+        """Size a metadata column to its header and the values of the loaded rows (once, not live)."""
+        metrics = self.table.fontMetrics()
+        texts = [str(self.model.headerData(column, Qt.Orientation.Horizontal) or "")]
+        texts += [
+            str(self.model.index(row, column).data() or "") for row in range(min(200, self.model.rowCount()))
+        ]
+        width = max(metrics.horizontalAdvance(text) for text in texts) + 20
+        self.table.horizontalHeader().resizeSection(column, max(60, min(240, width)))
 
     def known_metadata_paths(self) -> list[str]:
         """Dotted paths of the leaves of the loaded devices' metadata (what a column can show)."""
@@ -839,12 +856,12 @@ class FleetWindow(QMainWindow):
             self.resize(min(1500, int(screen.width() * 0.92)), min(900, int(screen.height() * 0.9)))
         saved = settings.value("fleet/splitter")
         if not (isinstance(saved, QByteArray) and self.main_splitter.restoreState(saved)):
-            self.main_splitter.setSizes([760, 800])
+            self.main_splitter.setSizes([850, 710])
 
     def _restore_device_splitters(self, view: DeviceHistoryView) -> None:
         for key, splitter, sizes in (
             ("fleet/plotSplitter", view.splitter, [330, 520]),
-            ("fleet/historySplitter", view.lower_splitter, [420, 440]),
+            ("fleet/historySplitter", view.lower_splitter, [330, 400]),
         ):
             saved = self._settings.value(key)
             if not (isinstance(saved, QByteArray) and splitter.restoreState(saved)):
