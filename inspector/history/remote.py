@@ -693,25 +693,43 @@ class BigPeerHistory:
                     self._boundaries[above] = before
             index = low - 1
 
-    async def _ensure_window(self, progress: Callable[[float], None] | None = None) -> None:
-        """Read the window (once), newest first, stopping early when its bytes are used up."""
+    async def _read_window(
+        self, operation: Callable[[], Awaitable[T]], progress: Callable[[float], None] | None = None
+    ) -> T:
+        """``operation`` over the window, read first a page per turn of the lock.
+
+        A timeline's first screen then waits for one page of the window, not the whole of it.
+        """
+        while not await self._read(lambda: self._window_step(progress)):
+            pass
+        return await self._read(operation)
+
+    async def _window_step(self, progress: Callable[[float], None] | None = None) -> bool:
+        """Read the next page of the window, newest first; True once it is complete.
+
+        Complete also when the window's documents pass `WINDOW_BYTES`.
+        """
         if self._window_complete:
-            return
+            return True
         floor = self._window_floor()
         index = self._newest
-        while index >= floor:
-            if index in self._window:
-                index -= 1
-                continue
-            low = max(floor, index - MAX_PAGE + 1)
-            await self._ensure(low, index)
-            if progress is not None:
-                progress((self._newest - low + 1) / max(1, self._newest - floor + 1))
-            index = low - 1
-            if sum(document.size for document in self._window.values()) > self._window_bytes:
-                break
-        self._window_complete = True
-        self._trim_window()
+        while index >= floor and index in self._window:
+            index -= 1
+        used = sum(document.size for document in self._window.values())
+        if index < floor or used > self._window_bytes:
+            self._window_complete = True
+            self._trim_window()
+            return True
+        low = max(floor, index - MAX_PAGE + 1)
+        await self._ensure(low, index)
+        if progress is not None:
+            progress((self._newest - low + 1) / max(1, self._newest - floor + 1))
+        return False
+
+    async def _ensure_window(self) -> None:
+        """Complete the window under the lock (normally done already by `_read_window`)."""
+        while not await self._window_step():
+            pass
 
     def _trim_window(self) -> None:
         """Keep the window within its count and bytes: the oldest go to the older documents."""
@@ -794,7 +812,7 @@ class BigPeerHistory:
                     found.append(index)
             return found, ((1, self._newest) if self._newest else (0, 0))
 
-        return await self._read(read)
+        return await self._read_window(read)
 
     async def index_at_or_before(self, ts_ms: int) -> int | None:
         async def read() -> int | None:
@@ -805,7 +823,7 @@ class BigPeerHistory:
             position = bisect_right([document.ts_ms for _, document in items], ts_ms)
             return items[max(0, position - 1)][0]
 
-        return await self._read(read)
+        return await self._read_window(read)
 
     async def time_bounds(self) -> tuple[int, int] | None:
         """The times of the window's oldest and newest documents (the span the plot covers)."""
@@ -815,7 +833,7 @@ class BigPeerHistory:
             items = self._window_items()
             return (items[0][1].ts_ms, items[-1][1].ts_ms) if items else None
 
-        return await self._read(read)
+        return await self._read_window(read)
 
     async def numeric_paths(self) -> list[str]:
         async def read() -> list[str]:
@@ -830,7 +848,7 @@ class BigPeerHistory:
                         document_paths.setdefault(path)
             return [*document_paths, *sorted(metadata_paths)]
 
-        return await self._read(read)
+        return await self._read_window(read)
 
     async def series(
         self,
@@ -843,7 +861,7 @@ class BigPeerHistory:
         import numpy as np
 
         async def read() -> dict[str, SeriesBuckets]:
-            await self._ensure_window(progress)
+            await self._ensure_window()
             kept = [d for _, d in self._window_items() if first_ms <= d.ts_ms <= last_ms]
             if not kept:
                 return {path: empty_series(path) for path in paths}
@@ -859,7 +877,7 @@ class BigPeerHistory:
                 )
             return out
 
-        return await self._read(read)
+        return await self._read_window(read, progress)
 
     def _markers(self) -> list[Marker]:
         items = self._window_items()
@@ -880,7 +898,7 @@ class BigPeerHistory:
             await self._ensure_window()
             return [m for m in self._markers() if first_ms <= m.ts_ms <= last_ms]
 
-        return await self._read(read)
+        return await self._read_window(read)
 
     async def marker_columns(self, first_ms: int, last_ms: int, buckets: int) -> list[tuple[str, int, int]]:
         async def read() -> list[tuple[str, int, int]]:
@@ -897,7 +915,7 @@ class BigPeerHistory:
                 ((kind, at, count) for (kind, _), (at, count) in columns.items()), key=lambda c: c[1]
             )
 
-        return await self._read(read)
+        return await self._read_window(read)
 
     async def timestamps(self, indices: Sequence[int]) -> dict[int, int]:
         async def read() -> dict[int, int]:
