@@ -17,10 +17,11 @@ from pathlib import Path
 from inspector._version import __version__
 from inspector.core.limits import MIN_INTERVAL
 
-__all__ = ["TOKEN_ENV", "build_parser", "main"]
+__all__ = ["ADMIN_TOKEN_ENV", "TOKEN_ENV", "build_parser", "main"]
 
 PROG = "small-peer-inspector"
 TOKEN_ENV = "INSPECTOR_BIG_PEER_TOKEN"
+ADMIN_TOKEN_ENV = "INSPECTOR_ADMIN_TOKEN"
 
 
 def _interval(text: str) -> float:
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="See and steer the small peer info this device collects and reports to the Big Peer.",
         epilog=f"The Big Peer token is read from the {TOKEN_ENV} environment variable, never from the "
-        "command line. Window geometry is remembered per user (QSettings).",
+        f"command line; with --fleet, the admin token from {ADMIN_TOKEN_ENV} (or the system keyring, "
+        "where File → Open Big Peer… remembered it). Window geometry is remembered per user (QSettings).",
     )
     parser.add_argument(
         "--dir",
@@ -69,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--big-peer", metavar="URL", type=_url, help="the Big Peer to replicate to")
     parser.add_argument(
         "--device-name", metavar="NAME", type=_device_name, help="the device name (default: the host name)"
+    )
+    parser.add_argument(
+        "--fleet",
+        metavar="URL",
+        type=_url,
+        help="open the fleet window of the Big Peer at URL (every device reporting to it, read-only) "
+        "instead of a peer",
     )
     parser.add_argument(
         "--install-desktop-entry",
@@ -99,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             big_peer_url=args.big_peer,
             big_peer_token=os.environ.get(TOKEN_ENV) or None,
             device_name=args.device_name,
+            fleet_url=args.fleet,
+            admin_token=(os.environ.get(ADMIN_TOKEN_ENV) or None) if args.fleet else None,
         )
     )
 

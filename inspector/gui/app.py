@@ -7,6 +7,10 @@ message and exit status 1 instead of a traceback — and the inspector window ta
 its place, at the same geometry. ``async with ditto`` starts the peer's background
 work on qasync's loop and closes the peer once the window has closed and the
 window's own tasks have ended. Ctrl+C and SIGTERM close the window the same way.
+
+With ``--fleet URL`` (`Options.fleet_url`) no peer is opened: the fleet window of
+that Big Peer takes the opening window's place (`serve_fleet`), with the same
+start-up and shutdown.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
     import asyncio
 
     from inspector.core.ditto import Ditto
+    from inspector.gui.fleet_window import FleetWindow
+    from inspector.gui.main_window import MainWindow
 
 __all__ = [
     "APP_ID",
@@ -42,6 +48,7 @@ __all__ = [
     "open_peer",
     "run",
     "serve",
+    "serve_fleet",
     "settle_startup_objects",
 ]
 
@@ -58,6 +65,10 @@ class Options(NamedTuple):
     big_peer_url: str | None = None
     big_peer_token: str | None = None
     device_name: str | None = None
+    fleet_url: str | None = None
+    """Open the fleet window of this Big Peer instead of a peer."""
+    admin_token: str | None = None
+    """The Big Peer's admin token for the fleet window."""
 
 
 class StartupError(Exception):
@@ -99,19 +110,24 @@ def configure_application(app: QApplication) -> None:
 class OpeningWindow(QMainWindow):
     """What shows while the peer opens: the window's frame, where the inspector window will be."""
 
-    def __init__(self, directory: Path | None, settings: QSettings | None = None) -> None:
+    def __init__(
+        self, directory: Path | None, settings: QSettings | None = None, *, fleet_url: str | None = None
+    ) -> None:
         super().__init__()
         self.setObjectName("openingWindow")
         self.setWindowTitle("Small Peer Inspector")
         where = f" at {escape(str(directory))}" if directory else ""
-        label = QLabel(f'<p align="center">Opening the peer{where}…</p>')
+        what = f"Opening the peer{where}"
+        if fleet_url:
+            what = f"Opening the fleet of the Big Peer at {escape(fleet_url)}"
+        label = QLabel(f'<p align="center">{what}…</p>')
         central = QWidget()
         column = QVBoxLayout(central)
         column.addStretch(1)
         column.addWidget(label)
         column.addStretch(1)
         self.setCentralWidget(central)
-        geometry = (settings or QSettings()).value("window/geometry")
+        geometry = (settings or QSettings()).value("fleet/geometry" if fleet_url else "window/geometry")
         if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
             screen = self.screen().availableGeometry()
             self.resize(min(1280, int(screen.width() * 0.9)), min(800, int(screen.height() * 0.9)))
@@ -159,34 +175,48 @@ async def serve(ditto: Ditto, settings: QSettings | None = None, opening: QWidge
 
     ``opening``, the window shown while the peer opened, closes once this one is shown.
     """
-    import asyncio
-
     from inspector.gui.main_window import MainWindow
 
-    loop = asyncio.get_running_loop()
     async with ditto:  # starts the peer's background work on this loop; closes the peer on exit
-        window = MainWindow(ditto, settings)
-        closed = loop.create_future()
-
-        def on_closed() -> None:
-            if not closed.done():
-                closed.set_result(None)
-
-        window.closed.connect(on_closed)
-        signals = _handle_signals(loop, window.close)
-        window.show()
-        if opening is not None:
-            opening.close()
-        settle_startup_objects()
-        try:
-            await closed
-        finally:
-            for number in signals:
-                loop.remove_signal_handler(number)
-            window.close()  # when cancelled rather than closed
-            await window.wait_closed()
-            window.deleteLater()
+        await _show_until_closed(MainWindow(ditto, settings), opening)
     return 0
+
+
+async def serve_fleet(
+    url: str, token: str, settings: QSettings | None = None, opening: QWidget | None = None
+) -> int:
+    """Show the fleet window of the Big Peer at ``url`` until it closes, then end its work cleanly."""
+    from inspector.gui.fleet_window import FleetWindow
+
+    await _show_until_closed(FleetWindow(url, token, settings), opening)
+    return 0
+
+
+async def _show_until_closed(window: MainWindow | FleetWindow, opening: QWidget | None) -> None:
+    """Show ``window`` (closing ``opening``) until it closes; then wait until its work has ended."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+
+    def on_closed() -> None:
+        if not closed.done():
+            closed.set_result(None)
+
+    window.closed.connect(on_closed)
+    signals = _handle_signals(loop, window.close)
+    window.show()
+    if opening is not None:
+        opening.close()
+    settle_startup_objects()
+    try:
+        await closed
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
+        window.close()  # when cancelled rather than closed
+        await window.wait_closed()
+        window.deleteLater()
 
 
 def settle_startup_objects() -> None:
@@ -229,6 +259,8 @@ def run(options: Options) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
     assert isinstance(app, QApplication)
     configure_application(app)
+    if options.fleet_url is not None:
+        return _run_fleet(app, options.fleet_url, options.admin_token)
     opening = OpeningWindow(options.directory)
     opening.show()
     app.processEvents()  # paint it now: the imports and the peer below take a moment
@@ -243,3 +275,28 @@ def run(options: Options) -> int:
 
     with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
         return runner.run(serve(ditto, opening=opening))
+
+
+def _run_fleet(app: QApplication, url: str, token: str | None) -> int:
+    opening = OpeningWindow(None, fleet_url=url)
+    opening.show()
+    app.processEvents()
+    if not token:
+        from inspector.gui.big_peer_dialog import stored_token
+
+        token = stored_token(url)  # remembered with File → Open Big Peer…
+    if not token:
+        opening.close()
+        return report_startup_error(
+            StartupError(
+                "No admin token for the Big Peer",
+                f"Set INSPECTOR_ADMIN_TOKEN to the admin token of {url}, or open it once with "
+                "File → Open Big Peer… and let the system keyring remember the token.",
+            )
+        )
+    import asyncio
+
+    import qasync
+
+    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+        return runner.run(serve_fleet(url, token, opening=opening))

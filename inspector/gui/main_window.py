@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QMessageBox, QSplitter, 
 from inspector._version import __version__
 from inspector.core.clock import Clock
 from inspector.core.ditto import Ditto
+from inspector.gui.big_peer_dialog import FleetLauncher
 from inspector.gui.bridge import PeerBridge
 from inspector.gui.controls import CollectionControls, SyncScopeControl
 from inspector.gui.document_view import DocumentPanel
@@ -176,6 +177,9 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
+        self.fleet_launcher = FleetLauncher(self._settings, self)  # File → Open Big Peer…: a fleet window
+        file_menu.addAction(self.fleet_launcher.action)
+        file_menu.addSeparator()
         file_menu.addMenu(self.export.menu(self))
         file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit")
@@ -302,9 +306,11 @@ class MainWindow(QMainWindow):
             if self.plot_panel is not None:
                 self.plot_panel.shutdown()
             self._tasks.cancel()
+            self.fleet_launcher.close_all()
             self.closed.emit()
         super().closeEvent(event)
 
     async def wait_closed(self) -> None:
         """After the window closed: wait until the work it started has ended."""
         await self._tasks.wait_cancelled()
+        await self.fleet_launcher.wait_closed()
