@@ -1,6 +1,6 @@
 """The window and a database that goes bad: said once, in words, and the rest keeps working."""
 
-import os
+import random
 
 from PySide6.QtWidgets import QLabel, QMessageBox
 from stored_history import store_documents
@@ -14,7 +14,7 @@ def damage(path, start, end):
     first, last = int(size * start) // 4096 * 4096, int(size * end) // 4096 * 4096
     with open(path, "r+b") as file:
         file.seek(first)
-        file.write(os.urandom(last - first))
+        file.write(random.Random(7).randbytes(last - first))
 
 
 def test_a_database_damaged_while_open_is_told_once_without_tracebacks(
@@ -26,9 +26,8 @@ def test_a_database_damaged_while_open_is_told_once_without_tracebacks(
     run(peer.store.checkpoint())
     run(peer.close())
     peer = make_ditto(directory)
-    damage(directory / DATABASE_FILE, 0.3, 0.6)  # after it opened: found while running
-
-    window = make_window(peer)
+    window = make_window(peer)  # the first screen is read; then the disk goes bad under it
+    damage(directory / DATABASE_FILE, 0.3, 0.6)
     middle = window.timeline_model.index(window.timeline_model.rowCount() // 2, 0)
     window.timeline_panel.view.scrollTo(middle)
 
