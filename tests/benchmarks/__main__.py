@@ -22,6 +22,12 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="a directory where benchmarks that generate big data sets (a million documents) keep them "
+        "for the next run, one subdirectory each",
+    )
     parser.add_argument("names", nargs="*", help="only these benchmarks (bench_NAME.py)")
     args = parser.parse_args()
     modules = sorted(HERE.glob("bench_*.py"))
@@ -37,6 +43,8 @@ def main() -> int:
             command = [sys.executable, "-m", f"tests.benchmarks.{module.stem}", "--json", str(out)]
             if args.quick:
                 command.append("--quick")
+            if args.keep is not None and '"--keep"' in module.read_text():
+                command += ["--keep", str(args.keep.resolve() / module.stem)]
             print(f"== {module.stem}", flush=True)
             started = time.perf_counter()
             code = subprocess.call(command, cwd=HERE.parent.parent)
