@@ -1614,7 +1614,12 @@ def _check_is_peer_database(connection: sqlite3.Connection) -> None:
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version:
         return
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    # sqlite_* tables are SQLite's own (PRAGMA optimize writes sqlite_stat1, for one).
+    tables = {
+        row[0]
+        for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not row[0].startswith("sqlite_")
+    }
     if tables - _LEGACY_TABLES:
         raise sqlite3.DatabaseError("file is not a database of this program (unknown tables)")
 

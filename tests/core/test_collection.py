@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import random
 import re
 import time
 
@@ -241,3 +242,28 @@ async def test_switching_to_big_peer_only_while_disabled_collects_nothing(peer_d
         await asyncio.sleep(0.3)  # a fresh collection would have started at once
         assert collected.documents == []
         assert await peer.small_peer_info.history() == []
+
+
+async def test_history_is_kept_under_its_byte_budget(peer_dir):
+    budget = 2 * 2**20
+    retention = HistoryRetention(max_documents=100_000, max_bytes=budget)
+    async with Ditto(peer_dir, small_peer_info_interval=300, history_retention=retention) as peer:
+        sp = peer.small_peer_info
+        sp.is_enabled = True
+        rng = random.Random(5)
+        for i in range(200):  # each document brings ~60 KB of new, incompressible metadata: 12 MB
+            sp.metadata = {"i": i, "blob": rng.randbytes(30_000).hex()}
+            await sp.collect_now()
+        await peer.store.checkpoint()
+        first, last = await peer.store.bounds()
+        assert last == 201 and first > 100  # the oldest went first
+        assert peer.store.database_bytes() < budget * 1.5  # pages in use under the budget; some free ones
+        newest = (await sp.history(limit=1))[0]
+        assert newest["metadata"]["i"] == 199
+
+
+def test_retention_refuses_a_budget_too_small_to_mean_anything():
+    with pytest.raises(ValueError, match="at least 1 MiB"):
+        HistoryRetention(max_bytes=1000)
+    with pytest.raises(TypeError):
+        HistoryRetention(max_bytes=2.5e6)
