@@ -47,3 +47,23 @@ def test_count_grows_as_documents_are_collected(window, ditto, qtbot, run):
 def test_shows_the_replication_state(window):
     assert window.status_bar.replication_label.text() == "Big Peer: not configured"
     assert "nothing leaves this device" in window.status_bar.replication_label.toolTip()
+
+
+def test_the_big_peer_state_says_what_is_in_flight_and_why_it_is_not_connected():
+    from inspector.core.replication import ConnectionState, ReplicationStatus
+    from inspector.gui.status_bar import describe_replication
+
+    sending = ReplicationStatus(ConnectionState.OFFLINE, queue_length=49, sending=5)
+    text, _ = describe_replication(sending, "http://big:8080", now=0.0)
+    assert text == "Big Peer: offline · sending 5 documents… · 49 queued"
+
+    refused = ReplicationStatus(
+        ConnectionState.UNAUTHORIZED,
+        queue_length=49,
+        last_error="The Big Peer refuses this device token (401); set the right one and restart.",
+    )
+    text, tip = describe_replication(refused, "http://big:8080", now=0.0)
+    assert text == "Big Peer: unauthorized · 49 queued"
+    assert tip.splitlines()[0] == "The Big Peer refuses this device token."
+    assert "connected" not in text
+    assert "{" not in tip  # sentences, never a raw body
