@@ -37,7 +37,7 @@ from inspector.core.events import (
 from inspector.core.facts import machine_facts
 from inspector.core.identity import Identity
 from inspector.core.limits import MIN_INTERVAL
-from inspector.core.lock import DirectoryLock
+from inspector.core.lock import LOCK_FILE, DirectoryLock
 from inspector.core.replication import (
     NOT_CONFIGURED,
     ReplicationPolicy,
@@ -109,7 +109,14 @@ class Ditto:
         _make_directory(directory)
         self.persistence_directory = directory
         self.clock: Clock = clock or SYSTEM_CLOCK
-        self._lock = DirectoryLock(directory)
+        try:
+            self._lock = DirectoryLock(directory)
+        except (
+            OSError
+        ) as exc:  # a lock file that is a directory, unreadable...; a locked one is already typed
+            raise (
+                classify(directory / LOCK_FILE, exc, what="The persistence directory's lock file") or exc
+            ) from exc
         try:
             identity = Identity.load(directory)
             self.store = Store(directory, history_retention or HistoryRetention())

@@ -45,6 +45,8 @@ IS_ENABLED = "is_enabled"
 METADATA = "metadata"
 
 _CONSTRUCTION = object()
+_MAX_HISTORY_LIMIT = 2**62
+"""A larger history limit is read as this one (SQLite integers are 64-bit; no history is this long)."""
 """Only `Ditto` holds this: `SmallPeerInfo` cannot be made directly."""
 
 
@@ -194,12 +196,15 @@ class SmallPeerInfo:
         except ValueError:
             allowed = ", ".join(repr(s.value) for s in SmallPeerInfoSyncScope)
             raise ValueError(f"unknown sync scope {scope!r}; expected one of {allowed}") from None
-        if new is self._switches.scope:
-            return
+        lock = self._collector.lock
+        if new is self._switches.scope and not lock.locked():
+            return  # nothing to do, and no earlier request is still on its way
         local = new is SmallPeerInfoSyncScope.LOCAL_PEER_ONLY
         # Under the collection lock: no document is half-collected under the old scope.
-        async with self._collector.lock:
+        async with lock:
             self._check_open()
+            if new is self._switches.scope:
+                return  # decided again under the lock: the last request wins
             if local and self._replicator is not None:
                 self._replicator.follow_scope(False)  # the request in flight goes first
             try:
@@ -235,6 +240,7 @@ class SmallPeerInfo:
             raise TypeError("limit must be an int")
         if limit < 0:
             raise ValueError("limit must not be negative")
+        limit = min(limit, _MAX_HISTORY_LIMIT)  # more than a history can hold means all of it
         before_ts: int | None
         if before is None:
             before_ts = None

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from inspector import Ditto, PersistenceDirectoryLockedError
+from inspector import Ditto, PersistenceDirectoryLockedError, PersistenceError
 
 HOLDER = textwrap.dedent(
     """
@@ -92,3 +92,12 @@ async def test_locked_error_leaves_the_holder_working(peer_dir):
             Ditto(peer_dir)
         holder.small_peer_info.metadata = {"still": "works"}
         assert holder.small_peer_info.metadata == {"still": "works"}
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_persistence_error(peer_dir):
+    peer_dir.mkdir(parents=True, exist_ok=True)
+    (peer_dir / ".lock").mkdir()
+    with pytest.raises(PersistenceError, match=r"\.lock") as caught:
+        Ditto(peer_dir)
+    assert not isinstance(caught.value, PersistenceDirectoryLockedError)
+    assert sorted(p.name for p in peer_dir.iterdir()) == [".lock"]  # nothing else was made

@@ -181,6 +181,21 @@ async def test_set_sync_scope_takes_members_and_their_values(ditto):
     assert await sp.get_sync_scope() is SmallPeerInfoSyncScope.BIG_PEER_ONLY
 
 
+async def test_the_last_sync_scope_request_wins(ditto):
+    """A request equal to the current scope still waits for an earlier one, then wins."""
+    import asyncio
+
+    sp = ditto.small_peer_info
+    share = asyncio.ensure_future(sp.set_sync_scope(SmallPeerInfoSyncScope.BIG_PEER_ONLY))
+    await asyncio.sleep(0)  # the first request holds the lock and waits on the store
+    keep_local = asyncio.ensure_future(sp.set_sync_scope(SmallPeerInfoSyncScope.LOCAL_PEER_ONLY))
+    await asyncio.gather(share, keep_local)
+    assert await sp.get_sync_scope() is SmallPeerInfoSyncScope.LOCAL_PEER_ONLY
+    await ditto.close()
+    async with Ditto(ditto.persistence_directory) as again:
+        assert await again.small_peer_info.get_sync_scope() is SmallPeerInfoSyncScope.LOCAL_PEER_ONLY
+
+
 @pytest.mark.parametrize("value", ["bigpeeronly", "BIG_PEER_ONLY", "", "Everyone", " BigPeerOnly"])
 async def test_set_sync_scope_refuses_other_strings_with_value_error(ditto, value):
     with pytest.raises(ValueError, match="BigPeerOnly"):
@@ -306,6 +321,10 @@ async def test_history_arguments_are_checked(ditto):
     with pytest.raises(ValueError):
         await sp.history(before="yesterday")
     assert orjson.dumps(await sp.history(limit=0)) == b"[]"
+    sp.is_enabled = True
+    assert await sp.collect_now() is not None
+    # Past SQLite's 64-bit integers: more than any history holds, so all of it.
+    assert len(await sp.history(limit=2**63)) == len(await sp.history(limit=2**100)) == 1
 
 
 async def test_concurrent_closes_both_wait_for_the_directory_to_be_free(peer_dir):
