@@ -31,7 +31,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +54,7 @@ from PySide6.QtWidgets import (
     QWidgetAction,
 )
 
+from inspector.gui.formatting import format_span
 from inspector.gui.highlighting import is_dark_palette
 from inspector.gui.plot_axes import BYTES, NUMBER, TimeAxis, UnitAxis, unit_of
 from inspector.gui.plot_items import MARKER_KINDS, FilterShade, LegendRow, MarkerItem, min_max_polyline
@@ -970,19 +970,6 @@ def _runs(indices: list[int], times: dict[int, int]) -> list[tuple[float, float]
             spans.append((moment, moment))
         previous = index
     return spans
-
-
-def format_span(first_s: float, last_s: float) -> str:
-    """A time range in local time, the date said once when it is one day: ``Nov 22, 10:51 – 16:06``."""
-    first, last = datetime.fromtimestamp(first_s), datetime.fromtimestamp(last_s)
-    if first.date() == last.date():
-        return f"{_day(first)}, {first:%H:%M} – {last:%H:%M}"
-    years = first.year != last.year
-    return f"{_day(first, years)}, {first:%H:%M} – {_day(last, years)}, {last:%H:%M}"
-
-
-def _day(moment: datetime, year: bool = False) -> str:
-    return f"{moment:%b} {moment.day}" + (f" {moment.year}" if year else "")
 
 
 def _neighbours(matches: Sequence[int], index: int) -> list[int]:
