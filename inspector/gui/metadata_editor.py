@@ -547,15 +547,18 @@ class MetadataEditorPanel(QWidget):
         if metadata is None:
             return
         new = metadata.encoded
-        interrupted = self._text.loading
+        pasting = self.editor.pasting
+        interrupted = self._text.loading and not pasting
         if interrupted:
             self._text.cancel()  # a newer value replaces the one being loaded: the text is partial
             dirty = False
+        elif pasting:
+            dirty = True  # a paste still going in is the user's edit: it goes on, and is kept
         else:
             self._ensure_validated()
             dirty = self._valid is None or self._valid.encoded != self._baseline
         self._peer_encoded = new
-        if not interrupted and self._valid is not None and self._valid.encoded == new:
+        if not (interrupted or pasting) and self._valid is not None and self._valid.encoded == new:
             self._baseline = new  # the editor already shows it (our own Apply, or the same edit)
             self._set_notice(None)
         elif not dirty:
