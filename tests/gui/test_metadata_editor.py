@@ -498,3 +498,25 @@ def test_an_outside_change_during_a_long_paste_keeps_the_paste_and_says_so(windo
     assert panel.apply_button.isEnabled()
     panel.apply_button.click()  # Apply replaces the outside value with the paste
     assert ditto.small_peer_info.metadata == value
+
+
+def test_nothing_can_be_applied_while_the_peers_new_value_loads(window, ditto, qtbot):
+    panel = window.metadata_panel
+    qtbot.waitUntil(lambda: not panel.busy)
+    new = {"tag": "from-elsewhere", "items": [{"k": i, "v": f"value-{i}"} for i in range(3000)]}
+
+    ditto.small_peer_info.metadata = new  # changed elsewhere: the editor loads it, a slice at a time
+    qtbot.waitUntil(lambda: panel.loading)
+
+    for button in (panel.apply_button, panel.revert_button, panel.format_button):
+        assert not button.isEnabled()
+    for action in (panel.apply_action, panel.revert_action, panel.format_action):
+        assert not action.isEnabled()
+    assert panel.validated is None and panel.status.text() == "loading…"
+    assert not panel._debounce.isActive()  # no validation of a partial text is due
+    panel.apply()  # automation or a shortcut calling it anyway: nothing is sent back
+    assert ditto.small_peer_info.metadata == new
+    qtbot.waitUntil(lambda: not panel.busy)
+    assert json.loads(panel.editor.toPlainText()) == new
+    assert panel.status.text().startswith("valid")
+    assert not panel.apply_button.isEnabled() and panel.format_button.isEnabled()
