@@ -51,6 +51,7 @@ class CollectionControls(QWidget):
         self._tasks = tasks
         self._clock = clock
         self._collecting = False
+        self._failure: str | None = None  # why the last Collect now failed, until a document is collected
         self._last: float | None = self._small_peer_info.last_collected_at
         self._next: float | None = self._small_peer_info.next_collection_at
 
@@ -119,6 +120,8 @@ class CollectionControls(QWidget):
         self.update_schedule()
 
     def _on_schedule(self, last: float | None, due: float | None) -> None:
+        if last != self._last:
+            self._failure = None  # a document was collected since
         self._last, self._next = last, due
         self.update_schedule()
 
@@ -131,8 +134,15 @@ class CollectionControls(QWidget):
         self._tasks.spawn(self._collect_now(), "window: collect now")
 
     async def _collect_now(self) -> None:
+        self._failure = None
         try:
             document = await self._small_peer_info.collect_now()
+        except DittoClosedError:
+            raise  # the window is closing: nothing to say
+        except Exception as error:  # a damaged or full database: said beside the button, never a traceback
+            self._failure = f"Could not collect: {error}"
+            self.message.emit(self._failure)
+            return
         finally:
             self._collecting = False
             self._show(self.toggle.isChecked())
@@ -150,7 +160,10 @@ class CollectionControls(QWidget):
             text += " · collecting now…"
         else:
             text += f" · next in {format_countdown(due - now)}"
+        if self._failure is not None:
+            text += f" · {self._failure}"
         self.schedule_label.setText(text)
+        self.schedule_label.setToolTip(self._failure or "")
         # The countdown only ticks while there is something to count down to (and "3 s ago" to move).
         if (enabled or last is not None) and self.isVisible():
             if not self._countdown.isActive():

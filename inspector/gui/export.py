@@ -26,7 +26,9 @@ from PySide6.QtCore import QObject, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QProgressDialog, QWidget
 
+from inspector.gui.failures import describe_failure
 from inspector.gui.tasks import TaskSet
+from inspector.history.remote import BigPeerError
 from inspector.history.source import HistorySource
 
 if TYPE_CHECKING:
@@ -250,6 +252,9 @@ class ExportController(QObject):
             raise
         except OSError as error:
             self.message.emit(f"Could not export the history to {path}: {error.strerror or error}")
+            return
+        except BigPeerError as error:  # the Big Peer went away, or refused, while reading the history
+            self.message.emit(f"Could not export the history: {describe_failure(error)}")
             return
         finally:
             dialog.reset()

@@ -67,6 +67,7 @@ from inspector._version import __version__
 from inspector.core.clock import SYSTEM_CLOCK, Clock
 from inspector.gui.document_view import DocumentPanel
 from inspector.gui.export import ExportController
+from inspector.gui.failures import describe_failure
 from inspector.gui.fleet_model import (
     POLL_INTERVAL,
     SORTS,
@@ -88,9 +89,7 @@ from inspector.history.remote import (
     BigPeerClient,
     BigPeerError,
     BigPeerHistory,
-    BigPeerProtocolError,
     FleetDevice,
-    TokenRefusedError,
 )
 
 __all__ = ["CSV_FIELDS", "DeviceHistoryView", "FleetWindow", "describe_failure", "write_fleet_csv"]
@@ -116,19 +115,6 @@ CSV_FIELDS = (
     "document_count",
 )
 """The CSV's fixed columns, in order; then one ``metadata.PATH`` column per metadata column shown."""
-
-
-def describe_failure(error: BigPeerError) -> str:
-    """What ``fleetStatus`` says about a failed read, in words for people."""
-    if isinstance(error, TokenRefusedError):
-        return (
-            "The admin token was refused: check INSPECTOR_ADMIN_TOKEN, "
-            "or use File → Open Big Peer… with the right one"
-        )
-    if isinstance(error, BigPeerProtocolError):
-        return f"The Big Peer's answer could not be used: {error}"
-    text = str(error)  # unreachable, slow (a timeout), failing (5xx): the error says which
-    return text[:1].upper() + text[1:]
 
 
 def _csv_row(device: FleetDevice, now: float, metadata_columns: Sequence[str]) -> list[str]:
@@ -214,7 +200,7 @@ class DeviceHistoryView(QWidget):
         super().__init__(parent)
         self.setObjectName("fleetDeviceView")
         self.device = device
-        self.tasks = TaskSet()
+        self.tasks = TaskSet(report=self.message.emit)
         self.history = BigPeerHistory(client, device.peer_key, title=device.title, summary=device)
         self.timeline_panel = TimelinePanel(self.history, self.tasks, clock, self._empty_text)
         self.timeline_panel.filter_edit.setPlaceholderText(
@@ -334,7 +320,7 @@ class FleetWindow(QMainWindow):
         self.setWindowTitle(f"Fleet — {self.big_peer_url} — Small Peer Inspector")
         self._settings = settings if settings is not None else QSettings()
         self._clock = clock or SYSTEM_CLOCK
-        self._tasks = TaskSet()
+        self._tasks = TaskSet(report=self.show_message)
         self._closing = False
         self.client = BigPeerClient(self.big_peer_url, admin_token, timeout=timeout)
         saved_columns = self._settings.value(METADATA_COLUMNS_KEY)

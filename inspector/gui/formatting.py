@@ -3,22 +3,34 @@
 Sizes use binary units (KiB, MiB) everywhere, because the metadata limit is
 128 KiB = 131072 bytes; they are rounded *down* so a value just under a limit never
 reads as the limit itself. Negative numbers use a real minus sign (U+2212).
+
+Times never raise: a Big Peer stores any well-formed ``last_updated_at``, year 1 and
+year 9999 included, and Python's local time cannot hold every one of them (year 1
+anywhere, 9999-12-31 east of UTC). Such a moment is written in UTC and says so
+(``0001-01-01 00:00:00 UTC``); one no calendar holds reads `OUT_OF_RANGE`. Every
+time the window shows goes through here: an exception while Qt paints a cell ends
+the process under qasync.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
+    "OUT_OF_RANGE",
     "format_bytes",
     "format_countdown",
     "format_interval",
     "format_local_time",
     "format_relative",
     "format_signed_bytes",
+    "format_span",
 ]
+
+OUT_OF_RANGE = "(a time out of range)"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 MINUS = "\u2212"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -78,6 +90,52 @@ def format_relative(then: float, now: float | None = None) -> str:
     return f"{int(elapsed // 86400)} d ago"
 
 
+def _local_datetime(then: float) -> datetime | None:
+    """``then`` (Unix seconds) in the machine's local time zone, or None where it cannot be held there."""
+    try:
+        return datetime.fromtimestamp(then)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _utc_datetime(then: float) -> datetime | None:
+    try:
+        return _EPOCH + timedelta(seconds=then)
+    except (ValueError, OverflowError):  # NaN, or beyond year 9999
+        return None
+
+
 def format_local_time(then: float) -> str:
-    """A moment in the machine's local time zone: ``2026-11-26 06:38:12``."""
-    return datetime.fromtimestamp(then).strftime("%Y-%m-%d %H:%M:%S")
+    """A moment in local time: ``2026-11-26 06:38:12`` (never raises: see the module doc)."""
+    m, zone = _local_datetime(then), ""
+    if m is None:
+        m, zone = _utc_datetime(then), " UTC"
+        if m is None:
+            return OUT_OF_RANGE
+    # Not strftime: its %Y writes year 1 as "1", and the fixed width is what slices of it rely on.
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d}:{m.second:02d}{zone}"
+
+
+def format_span(first_s: float, last_s: float) -> str:
+    """A time range in local time, the date said once when it is one day: ``Nov 22, 10:51 – 16:06``."""
+    first, last = _local_datetime(first_s), _local_datetime(last_s)
+    zone = ""
+    if first is None or last is None:  # an end local time cannot hold: both ends in UTC, saying so
+        first, last, zone = _utc_datetime(first_s), _utc_datetime(last_s), " UTC"
+        if first is None or last is None:
+            return OUT_OF_RANGE
+    if first.date() == last.date():
+        return f"{_day(first)}, {_clock(first)} – {_clock(last)}{zone}"
+    years = first.year != last.year
+    return f"{_day(first, years)}, {_clock(first)} – {_day(last, years)}, {_clock(last)}{zone}"
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment.hour:02d}:{moment.minute:02d}"
+
+
+def _day(moment: datetime, year: bool = False) -> str:
+    return f"{_MONTHS[moment.month - 1]} {moment.day}" + (f" {moment.year}" if year else "")

@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         self._ditto = ditto
         self._settings = settings if settings is not None else QSettings()
         self._clock = clock or ditto.clock
-        self._tasks = TaskSet()
+        self._tasks = TaskSet(report=lambda sentence: self.status_bar.show_message(sentence))
         self._closing = False
         self.setObjectName("mainWindow")
         self.setWindowTitle(f"Small Peer Inspector — {ditto.device_name}")

@@ -353,7 +353,9 @@ class MetadataEditorPanel(QWidget):
 
     def _on_text_changed(self) -> None:
         self._revision += 1
-        if not self._text.loading:
+        if self._text.loading:
+            self._update_actions()  # a paste started: its text is validated once it is all in
+        else:
             self._debounce.start()
 
     # --- validation ---------------------------------------------------------------------------------
@@ -451,8 +453,8 @@ class MetadataEditorPanel(QWidget):
         self.editor.setExtraSelections(selections)
 
     def _update_actions(self) -> None:
-        valid = self._valid
-        differs = valid is None or valid.encoded != self._peer_encoded
+        valid = None if self._text.loading else self._valid  # a text going in: nothing to act on yet
+        differs = not self._text.loading and (valid is None or valid.encoded != self._peer_encoded)
         self.apply_action.setEnabled(valid is not None and differs)
         self.apply_button.setEnabled(valid is not None and differs)
         self.revert_action.setEnabled(differs)
@@ -475,6 +477,8 @@ class MetadataEditorPanel(QWidget):
 
     def apply(self) -> None:
         """Give the editor's value to the peer (Apply, Ctrl+S)."""
+        if self._text.loading:
+            return
         self._ensure_validated()
         valid = self._valid
         if valid is None or valid.encoded == self._peer_encoded:
@@ -491,6 +495,8 @@ class MetadataEditorPanel(QWidget):
 
     def revert(self) -> None:
         """Show the peer's metadata again, dropping the edits (undoable)."""
+        if self._text.loading:
+            return
         self._replace_text(pretty_json(self._peer_encoded))
         self._baseline = self._peer_encoded
         self._set_notice(None)
@@ -498,6 +504,8 @@ class MetadataEditorPanel(QWidget):
 
     def format_text(self) -> None:
         """Pretty-print the editor's JSON in place (undoable); the value does not change."""
+        if self._text.loading:
+            return
         self._ensure_validated()
         if self._valid is None:
             return
@@ -520,12 +528,20 @@ class MetadataEditorPanel(QWidget):
         self.validate_now()
 
     def _load(self, encoded: bytes) -> None:
-        """Show ``encoded`` (the peer's), a slice at a time when long; read-only until it is all in."""
+        """Show ``encoded`` (the peer's), a slice at a time when long; read-only until it is all in.
+
+        Until it is all in there is nothing to validate, apply, revert or format: the
+        partial text is not the user's, and Apply must not send the old value back.
+        """
         self._baseline = encoded
         self._debounce.stop()
+        self._validating = None
+        self._valid = self._error = None
+        self.editor.setExtraSelections([])
         self.editor.setReadOnly(True)
         self._set_status("loading…", "pending", "")
         self._text.load(pretty_json(encoded))
+        self._update_actions()
 
     def _loaded(self) -> None:
         self.editor.setReadOnly(False)
@@ -547,15 +563,18 @@ class MetadataEditorPanel(QWidget):
         if metadata is None:
             return
         new = metadata.encoded
-        interrupted = self._text.loading
+        pasting = self.editor.pasting
+        interrupted = self._text.loading and not pasting
         if interrupted:
             self._text.cancel()  # a newer value replaces the one being loaded: the text is partial
             dirty = False
+        elif pasting:
+            dirty = True  # a paste still going in is the user's edit: it goes on, and is kept
         else:
             self._ensure_validated()
             dirty = self._valid is None or self._valid.encoded != self._baseline
         self._peer_encoded = new
-        if not interrupted and self._valid is not None and self._valid.encoded == new:
+        if not (interrupted or pasting) and self._valid is not None and self._valid.encoded == new:
             self._baseline = new  # the editor already shows it (our own Apply, or the same edit)
             self._set_notice(None)
         elif not dirty:

@@ -29,9 +29,8 @@ import asyncio
 import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +54,7 @@ from PySide6.QtWidgets import (
     QWidgetAction,
 )
 
+from inspector.gui.formatting import format_span
 from inspector.gui.highlighting import is_dark_palette
 from inspector.gui.plot_axes import BYTES, NUMBER, TimeAxis, UnitAxis, unit_of
 from inspector.gui.plot_items import MARKER_KINDS, FilterShade, LegendRow, MarkerItem, min_max_polyline
@@ -475,7 +475,7 @@ class HistoryPlotPanel(QWidget):
     def refresh_paths(self) -> None:
         """Fill the picker with the source's numeric field paths (asynchronously)."""
         self.picker.set_paths([], self._series)
-        self._tasks.spawn(self._read_paths(), "plot: read field paths")
+        self._spawn_read(self._read_paths(), "plot: read field paths")
 
     async def _read_paths(self) -> None:
         paths = await self._source.numeric_paths()
@@ -686,6 +686,10 @@ class HistoryPlotPanel(QWidget):
             self.progress.setRange(0, 100)
             self.progress.setValue(round(min(1.0, fraction) * 100))
 
+    def _spawn_read(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Start a read of the source whose failure the plot says (`_read_failed`), never a traceback."""
+        self._tasks.spawn(coro, name, on_error=self._read_failed)
+
     def _read_failed(self, error: Exception) -> None:
         """A read failed: the plot keeps what it showed and says why (no retry until asked again)."""
         if self._closed:
@@ -730,7 +734,7 @@ class HistoryPlotPanel(QWidget):
                 self._newest_ms = None  # unknown until read again
                 self._tasks.spawn(self._load(), "plot: read again")
         elif isinstance(change, RowsRemoved):
-            self._tasks.spawn(self._reread_bounds(), "plot: history shrank")
+            self._spawn_read(self._reread_bounds(), "plot: history shrank")
         elif isinstance(change, SourceReset):
             self._coverage = None
             self._tasks.spawn(self._load(), "plot: read again")
@@ -824,7 +828,7 @@ class HistoryPlotPanel(QWidget):
             if isinstance(ts_ms, int):
                 self.show_time(ts_ms)
                 return
-        self._tasks.spawn(self._cursor_at(index, self._cursor_version), "plot: cursor")
+        self._spawn_read(self._cursor_at(index, self._cursor_version), "plot: cursor")
 
     async def _cursor_at(self, index: int, version: int) -> None:
         times = await self._source.timestamps([index])
@@ -848,7 +852,7 @@ class HistoryPlotPanel(QWidget):
             self._match_times = {}
         wanted = [index for index in matches if index not in self._match_times]
         self._match_version += 1
-        self._tasks.spawn(self._read_match_times(wanted, list(matches), self._match_version), "plot: filter")
+        self._spawn_read(self._read_match_times(wanted, list(matches), self._match_version), "plot: filter")
 
     async def _read_match_times(self, wanted: list[int], matches: list[int], version: int) -> None:
         if wanted:
@@ -869,7 +873,7 @@ class HistoryPlotPanel(QWidget):
         if not self.left_box.sceneBoundingRect().contains(position):
             return
         x = self.left_box.mapSceneToView(position).x()
-        self._tasks.spawn(self._select_nearest(round(x * 1000)), "plot: select the nearest document")
+        self._spawn_read(self._select_nearest(round(x * 1000)), "plot: select the nearest document")
 
     async def _select_nearest(self, ts_ms: int) -> None:
         index = await self._source.index_at_or_before(ts_ms)
@@ -888,7 +892,7 @@ class HistoryPlotPanel(QWidget):
         """Select the newest document of the visible range in the timeline (scrolling to it)."""
         if self._timeline is not None and self._ready:
             left, right = self.view_range()
-            self._tasks.spawn(self._show_in_timeline(left * 1000, right * 1000), "plot: show in timeline")
+            self._spawn_read(self._show_in_timeline(left * 1000, right * 1000), "plot: show in timeline")
 
     async def _show_in_timeline(self, first_ms: float, last_ms: float) -> None:
         index = await self._source.index_at_or_before(math.floor(last_ms))
@@ -970,19 +974,6 @@ def _runs(indices: list[int], times: dict[int, int]) -> list[tuple[float, float]
             spans.append((moment, moment))
         previous = index
     return spans
-
-
-def format_span(first_s: float, last_s: float) -> str:
-    """A time range in local time, the date said once when it is one day: ``Nov 22, 10:51 – 16:06``."""
-    first, last = datetime.fromtimestamp(first_s), datetime.fromtimestamp(last_s)
-    if first.date() == last.date():
-        return f"{_day(first)}, {first:%H:%M} – {last:%H:%M}"
-    years = first.year != last.year
-    return f"{_day(first, years)}, {first:%H:%M} – {_day(last, years)}, {last:%H:%M}"
-
-
-def _day(moment: datetime, year: bool = False) -> str:
-    return f"{moment:%b} {moment.day}" + (f" {moment.year}" if year else "")
 
 
 def _neighbours(matches: Sequence[int], index: int) -> list[int]:

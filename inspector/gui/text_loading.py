@@ -34,6 +34,9 @@ class ProgressiveText(QObject):
         self._offset = 0
         self._cursor: QTextCursor | None = None  # inserting at a place (a paste) rather than loading
         self._removing = False
+        # Not the timer's state: it is idle while a slice goes in, and that slice's textChanged
+        # (and the load's own clear()) belong to the load as much as the rest.
+        self._loading = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
@@ -41,7 +44,8 @@ class ProgressiveText(QObject):
 
     @property
     def loading(self) -> bool:
-        return self._timer.isActive()
+        """Whether a text is going in: from `load` or `insert` until `finished` (or `cancel`)."""
+        return self._loading
 
     def load(self, text: str) -> None:
         """Replace the editor's text with ``text`` (at once when short, progressively when long)."""
@@ -52,6 +56,7 @@ class ProgressiveText(QObject):
             return
         self._text = text
         self._offset = 0
+        self._loading = True
         document = self._editor.document()
         document.setUndoRedoEnabled(False)
         # clear() then slices: setPlainText over 280 KB of old text takes Qt 17 ms, clear() 3 ms.
@@ -70,6 +75,7 @@ class ProgressiveText(QObject):
             self.finished.emit()
             return
         self._text, self._offset, self._cursor = text, 0, cursor
+        self._loading = True
         self._editor.setReadOnly(True)
         self._removing = cursor.hasSelection()  # removing 280 KB takes Qt 7 ms: a turn of its own
         cursor.beginEditBlock()
@@ -78,7 +84,8 @@ class ProgressiveText(QObject):
 
     def cancel(self) -> None:
         """Stop loading (what is loaded stays); the undo history is back on."""
-        if self._timer.isActive():
+        if self._loading:
+            self._loading = False
             self._timer.stop()
             if self._cursor is None:
                 self._editor.document().setUndoRedoEnabled(True)
@@ -119,6 +126,7 @@ class ProgressiveText(QObject):
             self._timer.start()
             return
         self._text = ""
+        self._loading = False
         if self._cursor is not None:
             self._cursor = None
             self._editor.setReadOnly(False)

@@ -14,6 +14,7 @@ the window, the peer and every task they started are closed in the fixtures' tea
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -100,6 +101,23 @@ def _no_running_timers(monkeypatch):
             {f"{t.parent().__class__.__name__ if t.parent() else None}/{t.objectName()}" for t in running}
         )
         pytest.fail(f"the test left QTimers running (owner/name): {names}")
+
+
+@pytest.fixture
+def time_zone():
+    """``time_zone(name)``: the process's local time zone for the test (TZ and tzset)."""
+    before = os.environ.get("TZ")
+
+    def set_zone(name):
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield set_zone
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
 
 
 @pytest.fixture

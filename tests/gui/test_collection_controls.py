@@ -1,11 +1,15 @@
 """The collection toggle, the interval, Collect now, and the last/next collection countdown."""
 
 import re
+import sys
 
 import pytest
 from PySide6.QtCore import Qt
 
 from inspector.core.clock import ManualClock
+from inspector.core.errors import PersistenceError, PersistenceProblem
+from inspector.core.small_peer_info import SmallPeerInfo
+from inspector.core.store import DATABASE_FILE
 
 
 def test_toggle_starts_off_for_a_new_peer(window):
@@ -131,3 +135,29 @@ def test_the_next_collection_happens_when_the_clock_says_so(clocked, qtbot):
 
     qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 2)
     assert window.collection_controls.schedule_label.text() == "Last collected just now · next in 1:00:00"
+
+
+def test_collect_now_failing_in_storage_is_said_beside_the_button(
+    window, ditto, peer_dir, qtbot, monkeypatch
+):
+    ditto.small_peer_info.is_enabled = True
+    controls = window.collection_controls
+    qtbot.waitUntil(lambda: window.timeline_model.rowCount() == 1)  # the first collection is done
+    qtbot.waitUntil(controls.collect_now_button.isEnabled)
+    tracebacks = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, tb: tracebacks.append(error))
+    database = peer_dir / DATABASE_FILE
+    problem = PersistenceError(database, PersistenceProblem.DISK_FULL, f"The disk holding {database} is full")
+
+    async def fail(self):
+        raise problem
+
+    monkeypatch.setattr(SmallPeerInfo, "collect_now", fail)
+    controls.collect_now_button.click()
+
+    expected = f"Could not collect: The disk holding {database} is full"
+    qtbot.waitUntil(lambda: expected in controls.schedule_label.text())
+    assert window.status_bar.currentMessage() == expected
+    assert controls.schedule_label.toolTip() == expected
+    assert controls.collect_now_button.isEnabled()  # it may be tried again
+    assert tracebacks == []

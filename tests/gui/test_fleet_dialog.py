@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import keyring
+import keyring.errors
 import pytest
 import test_fleet_window
 from big_peer_harness import ADMIN_TOKEN, start_big_peer
 from keyring.backends import fail
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
-from inspector.gui.big_peer_dialog import KEYRING_SERVICE, BigPeerDialog, stored_token
+from inspector.gui.big_peer_dialog import KEYRING_SERVICE, RECENT_KEY, BigPeerDialog, stored_token
 from inspector.history.remote import USER_AGENT
 
 URL = "http://127.0.0.1:9"
@@ -29,7 +33,9 @@ def open_button(dialog):
     return dialog.buttons.button(QDialogButtonBox.StandardButton.Open)
 
 
-def test_remember_keeps_the_token_in_the_keyring_never_in_the_settings(qtbot, settings, memory_keyring):
+def test_remember_keeps_the_token_in_the_keyring_never_in_the_settings(
+    qtbot, qloop, settings, memory_keyring
+):
     dialog = BigPeerDialog(settings)
     qtbot.addWidget(dialog)
     chosen = []
@@ -43,6 +49,7 @@ def test_remember_keeps_the_token_in_the_keyring_never_in_the_settings(qtbot, se
     dialog.remember.setChecked(True)
     open_button(dialog).click()
 
+    qtbot.waitUntil(lambda: bool(chosen))  # once the keyring kept it, on its own thread
     assert chosen == [(URL, "s3cret-admin")]
     assert memory_keyring.passwords == {(KEYRING_SERVICE, URL): "s3cret-admin"}
     settings.sync()
@@ -55,13 +62,16 @@ def test_remember_keeps_the_token_in_the_keyring_never_in_the_settings(qtbot, se
     again = BigPeerDialog(settings)
     qtbot.addWidget(again)
     assert again.url == URL
-    assert again.token_edit.text() == "s3cret-admin"
+    qtbot.waitUntil(lambda: again.token_edit.text() == "s3cret-admin")
     assert again.remember.isChecked()
     again.url_combo.setEditText("http://127.0.0.1:10")
     assert again.token_edit.text() == ""  # another Big Peer never gets this one's token
     again.url_combo.setEditText(URL)
+    again.look_up_token()  # the URL is committed (Return, or leaving the field)
+    qtbot.waitUntil(lambda: again.token_edit.text() == "s3cret-admin")
     again.remember.setChecked(False)
     open_button(again).click()
+    qtbot.waitUntil(lambda: not again.isVisible() and not again.busy)
     assert memory_keyring.passwords == {}
     assert stored_token(URL) is None
 
@@ -178,3 +188,108 @@ def test_help_names_the_fleet_option_and_its_token_variable():
     )
     assert "--fleet URL" in result.stdout
     assert "INSPECTOR_ADMIN_TOKEN" in result.stdout
+
+
+class SlowKeyring(test_fleet_window.MemoryKeyring):
+    """A keyring that takes its time, as a Secret Service round trip does; it notes each call's thread."""
+
+    def __init__(self, fail_writes=False):
+        super().__init__()
+        self.calls = []
+        self.fail_writes = fail_writes
+
+    def _call(self, name):
+        self.calls.append((name, threading.current_thread()))
+        time.sleep(0.05)
+        if self.fail_writes and name != "get":
+            raise keyring.errors.PasswordSetError("the collection is locked")
+
+    def get_password(self, service, username):
+        self._call("get")
+        return super().get_password(service, username)
+
+    def set_password(self, service, username, password):
+        self._call("set")
+        super().set_password(service, username, password)
+
+    def delete_password(self, service, username):
+        self._call("delete")
+        super().delete_password(service, username)
+
+
+@pytest.fixture
+def slow_keyring(memory_keyring):
+    backend = SlowKeyring()
+    keyring.set_keyring(backend)  # memory_keyring's teardown puts the previous one back
+    return backend
+
+
+def keyring_calls(backend):
+    """The calls made, by name; each made off the UI thread (the test fails otherwise)."""
+    assert all(thread is not threading.main_thread() for _, thread in backend.calls)
+    return [name for name, _ in backend.calls]
+
+
+def test_typing_a_url_asks_the_keyring_once_it_is_committed_and_off_the_ui_thread(
+    qtbot, qloop, settings, slow_keyring
+):
+    slow_keyring.passwords[(KEYRING_SERVICE, URL)] = "remembered"
+    dialog = BigPeerDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    line = dialog.url_combo.lineEdit()
+
+    qtbot.keyClicks(line, URL)
+    assert slow_keyring.calls == []  # no lookup per keystroke
+    qtbot.keyClick(line, Qt.Key.Key_Return)  # committed
+
+    qtbot.waitUntil(lambda: dialog.token_edit.text() == "remembered")
+    assert dialog.remember.isChecked()
+    assert keyring_calls(slow_keyring) == ["get"]
+
+    dialog.remember.setChecked(False)  # forget it, on accepting
+    chosen = []
+    dialog.connectRequested.connect(lambda url, token: chosen.append((url, token)))
+    open_button(dialog).click()
+    qtbot.waitUntil(lambda: bool(chosen))
+    assert chosen == [(URL, "remembered")]
+    assert slow_keyring.passwords == {}
+    assert keyring_calls(slow_keyring) == ["get", "get", "delete"]
+
+
+def test_choosing_a_recent_url_fills_in_its_remembered_token(qtbot, qloop, settings, slow_keyring):
+    other = "http://127.0.0.1:10"
+    settings.setValue(RECENT_KEY, json.dumps([other, URL]))
+    slow_keyring.passwords[(KEYRING_SERVICE, URL)] = "remembered"
+    dialog = BigPeerDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: not dialog.busy)  # the first recent URL's lookup: nothing remembered
+    assert dialog.url == other and dialog.token_edit.text() == ""
+
+    dialog.url_combo.setFocus()
+    qtbot.keyClick(dialog.url_combo, Qt.Key.Key_Down)  # the next recent URL, chosen with the keyboard
+
+    assert dialog.url == URL
+    qtbot.waitUntil(lambda: dialog.token_edit.text() == "remembered")
+    assert dialog.remember.isChecked()
+    assert keyring_calls(slow_keyring) == ["get", "get"]
+
+
+def test_a_keyring_that_refuses_is_a_sentence_in_the_dialog(qtbot, qloop, settings, memory_keyring):
+    keyring.set_keyring(SlowKeyring(fail_writes=True))
+    dialog = BigPeerDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    chosen = []
+    dialog.connectRequested.connect(lambda url, token: chosen.append(url))
+    dialog.url_combo.setEditText(URL)
+    dialog.token_edit.setText("s3cret-admin")
+    dialog.remember.setChecked(True)
+
+    open_button(dialog).click()
+
+    qtbot.waitUntil(lambda: "refused to keep the token" in dialog.note.text())
+    assert "the collection is locked" in dialog.note.text()
+    assert dialog.isVisible() and chosen == []  # still open: uncheck Remember, or try again
+    assert open_button(dialog).isEnabled()

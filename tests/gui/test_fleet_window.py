@@ -15,7 +15,15 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from big_peer_harness import ADMIN_TOKEN, DEVICE_TOKEN, WRITE_PATH, small_peer_info, start_big_peer, timestamp
+from big_peer_harness import (
+    ADMIN_TOKEN,
+    DEVICE_TOKEN,
+    WRITE_PATH,
+    small_peer_info,
+    start_big_peer,
+    timestamp,
+    timestamps,
+)
 from keyring.backend import KeyringBackend
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QSettings, Qt
 from PySide6.QtWidgets import QWidget
@@ -527,3 +535,53 @@ def test_model_merges_moves_without_losing_the_selection(
     assert window.selected_peer_key == identities["a"].peer_key
     assert isinstance(window.model, FleetModel)
     qtmodeltester.check(window.model)
+
+
+@pytest.mark.parametrize(
+    ("last_updated_at", "zone", "shown"),
+    [
+        ("0001-01-01T00:00:00.000Z", "UTC", "0001-01-01 00:00:00 UTC"),
+        ("9999-12-31T23:59:59.999Z", "Asia/Tokyo", "9999-12-31 23:59:59 UTC"),
+    ],
+)
+def test_a_device_reporting_a_year_local_time_cannot_hold_is_shown(
+    big_peer, make_fleet, tmp_path, qtbot, time_zone, last_updated_at, zone, shown
+):
+    """The Big Peer stores any well-formed last_updated_at; painting it ended the process."""
+    time_zone(zone)
+    service = big_peer()
+    device = new_identity(tmp_path)
+    post(service.url, device, [small_peer_info(device.peer_key, last_updated_at, device_name="odd")])
+    window = make_fleet(service.url)
+    qtbot.waitUntil(lambda: window.model.row_of(device.peer_key) is not None)
+
+    assert window.select_device(device.peer_key)
+    qtbot.waitUntil(lambda: window.timeline_panel is not None and window.timeline_panel.model.rowCount() == 1)
+    model = window.timeline_panel.model
+    qtbot.waitUntil(lambda: model.index(0, 0).data() != "…")
+    assert model.index(0, 0).data().startswith(shown + " · ")
+    plot = window.plot_panel
+    qtbot.waitUntil(lambda: not plot.busy)
+    assert plot.range_label.text()  # pyqtgraph's view ends at 9999-01-01: the range is said, in words
+    window.grab()  # paints every part: the table, the timeline, the plot and its time axis
+
+
+def test_exporting_a_history_while_the_big_peer_is_down_is_a_message(big_peer, make_fleet, tmp_path, qtbot):
+    service = big_peer()
+    device = new_identity(tmp_path)
+    moments = timestamps(1500, START)  # more than the window reads to show them: the export must ask
+    for first in range(0, len(moments), 100):
+        post(service.url, device, [small_peer_info(device.peer_key, m) for m in moments[first : first + 100]])
+    window = make_fleet(service.url)
+    assert window.select_device(device.peer_key)
+    qtbot.waitUntil(lambda: window.timeline_panel.timeline.loaded)
+    assert service.stop() == 0
+
+    path = tmp_path / "history.jsonl"
+    task = window.device_view.export.export_history(path)
+
+    qtbot.waitUntil(task.done)
+    assert task.exception() is None
+    said = window.statusBar().currentMessage()
+    assert said.startswith(f"Could not export the history: The Big Peer at {service.url} cannot be reached")
+    assert not path.exists() and not path.with_name(path.name + ".part").exists()

@@ -1,12 +1,15 @@
 """The metadata editor: live validation, the error mark, Apply / Ctrl+S, Revert, Format, outside changes."""
 
+import json
+
 import orjson
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit
 
 from inspector import MAX_METADATA_SIZE_BYTES
+from inspector.gui.text_loading import SLICE_CHARS
 
 
 def type_text(qtbot, editor: QPlainTextEdit, text: str):
@@ -472,3 +475,48 @@ def test_a_giant_single_value_is_refused_rather_than_frozen_on(window, qtbot):
 
     assert panel.editor.toPlainText() == "{}"
     assert panel.notice.text().startswith("Not pasted: the clipboard holds 1,100,010 bytes of JSON (compact)")
+
+
+def test_an_outside_change_during_a_long_paste_keeps_the_paste_and_says_so(window, ditto, qtbot):
+    panel = window.metadata_panel
+    qtbot.waitUntil(lambda: not panel.busy)
+    value = {"tag": "pasted", "items": [{"k": i, "v": f"value-{i}"} for i in range(1500)]}
+    pasted = json.dumps(value, indent=2)
+    assert len(pasted) > SLICE_CHARS  # goes in a slice at a time
+    mime = QMimeData()
+    mime.setText(pasted)
+    panel.editor.selectAll()
+    panel.editor.insertFromMimeData(mime)
+    assert panel.editor.pasting
+
+    ditto.small_peer_info.metadata = {"other": 1}  # changed elsewhere while the paste goes in
+    qtbot.waitUntil(lambda: not panel.busy)
+
+    assert json.loads(panel.editor.toPlainText()) == value
+    assert "changed elsewhere. Your unsaved edits are kept" in panel.notice.text()
+    assert panel.notice.isVisible()
+    assert panel.apply_button.isEnabled()
+    panel.apply_button.click()  # Apply replaces the outside value with the paste
+    assert ditto.small_peer_info.metadata == value
+
+
+def test_nothing_can_be_applied_while_the_peers_new_value_loads(window, ditto, qtbot):
+    panel = window.metadata_panel
+    qtbot.waitUntil(lambda: not panel.busy)
+    new = {"tag": "from-elsewhere", "items": [{"k": i, "v": f"value-{i}"} for i in range(3000)]}
+
+    ditto.small_peer_info.metadata = new  # changed elsewhere: the editor loads it, a slice at a time
+    qtbot.waitUntil(lambda: panel.loading)
+
+    for button in (panel.apply_button, panel.revert_button, panel.format_button):
+        assert not button.isEnabled()
+    for action in (panel.apply_action, panel.revert_action, panel.format_action):
+        assert not action.isEnabled()
+    assert panel.validated is None and panel.status.text() == "loading…"
+    assert not panel._debounce.isActive()  # no validation of a partial text is due
+    panel.apply()  # automation or a shortcut calling it anyway: nothing is sent back
+    assert ditto.small_peer_info.metadata == new
+    qtbot.waitUntil(lambda: not panel.busy)
+    assert json.loads(panel.editor.toPlainText()) == new
+    assert panel.status.text().startswith("valid")
+    assert not panel.apply_button.isEnabled() and panel.format_button.isEnabled()

@@ -2,14 +2,18 @@
 
 import asyncio
 import json
+import sys
 import time
 
 import numpy as np
 import orjson
+import pytest
 from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtTest import QTest
 from stored_history import collected, document_body
 
+from inspector.core.errors import PersistenceError, PersistenceProblem
+from inspector.core.store import DATABASE_FILE
 from inspector.gui.plot import DEFAULT_SERIES, SETTINGS_KEY
 from inspector.gui.plot_axes import BYTES, NUMBER, tick_labels, unit_of
 from inspector.history.source import SeriesBuckets
@@ -375,3 +379,64 @@ def test_a_long_read_shows_how_far_it_got(ditto, run, make_window, qtbot, monkey
     gate.set()
     qtbot.waitUntil(lambda: not panel.busy)
     assert not panel.progress.isVisible()
+
+
+def damaged_database(directory):
+    """The error the store raises when its file went bad under a read (what a real one says)."""
+    path = directory / DATABASE_FILE
+    return PersistenceError(
+        path, PersistenceProblem.DAMAGED, f"The database {path} is damaged: move it aside"
+    )
+
+
+def open_fields_menu(window, panel, documents):
+    panel.refresh_paths()  # what opening the Fields menu does (aboutToShow)
+
+
+def show_in_timeline(window, panel, documents):
+    panel.timeline_button.click()
+
+
+def click_the_plot(window, panel, documents):
+    point = view_point(panel, documents[3].ts_ms / 1000)
+    QTest.mouseClick(panel.plot.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+
+
+def filter_the_timeline(window, panel, documents):
+    window.timeline_panel.filter_edit.setText("needle")
+    window.timeline_panel.apply_filter()
+
+
+def move_the_cursor(window, panel, documents):
+    panel._on_timeline_current(4)  # a selected row not read yet: the plot reads its time
+
+
+@pytest.mark.parametrize(
+    ("read", "act"),
+    [
+        ("numeric_paths", open_fields_menu),
+        ("index_at_or_before", show_in_timeline),
+        ("index_at_or_before", click_the_plot),
+        ("timestamps", filter_the_timeline),
+        ("timestamps", move_the_cursor),
+    ],
+)
+def test_a_read_that_fails_is_said_in_the_plot_never_a_traceback(
+    ditto, peer_dir, run, make_window, qtbot, monkeypatch, read, act
+):
+    documents = store_history(ditto, run, 10, metadata=lambda i: {"tag": "needle" if i == 3 else "hay"})
+    window = make_window()
+    panel = plotted(qtbot, window)
+    tracebacks = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, tb: tracebacks.append(error))
+
+    async def fail(*args, **kwargs):
+        raise damaged_database(peer_dir)
+
+    monkeypatch.setattr(window.history, read, fail)
+    act(window, panel, documents)
+
+    qtbot.waitUntil(lambda: panel.failure is not None)
+    assert "the history cannot be read: The database" in panel.status.text()
+    assert "is damaged" in panel.status.text()
+    assert tracebacks == []

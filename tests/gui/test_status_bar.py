@@ -1,5 +1,7 @@
 """The status bar: peer key (copyable), device name, document count, replication state."""
 
+import sys
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from stored_history import store_documents
@@ -67,3 +69,18 @@ def test_the_big_peer_state_says_what_is_in_flight_and_why_it_is_not_connected()
     assert tip.splitlines()[0] == "The Big Peer refuses this device token."
     assert "connected" not in text
     assert "{" not in tip  # sentences, never a raw body
+
+
+def test_background_work_that_fails_unexpectedly_is_said_in_the_status_bar(window, qtbot, monkeypatch):
+    tracebacks = []  # the traceback still goes to sys.excepthook: stderr, for developers
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, tb: tracebacks.append(error))
+
+    async def broken():
+        raise RuntimeError("nothing expected this")
+
+    window._tasks.spawn(broken(), "window: a task with a bug")
+
+    qtbot.waitUntil(lambda: len(tracebacks) == 1)
+    assert window.status_bar.currentMessage() == (
+        "Something went wrong (window: a task with a bug): Nothing expected this"
+    )
