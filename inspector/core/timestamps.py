@@ -14,7 +14,9 @@ __all__ = ["format_timestamp", "parse_timestamp"]
 def format_timestamp(ts_ms: int) -> str:
     """ISO-8601 UTC, fixed width with milliseconds: ``2026-11-26T05:38:12.345Z``."""
     seconds, ms = divmod(ts_ms, 1000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms:03d}Z"
+    moment = datetime.fromtimestamp(seconds, UTC)
+    # strftime writes years before 1000 with fewer digits; the width is part of the format.
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.") + f"{ms:03d}Z"
 
 
 def parse_timestamp(text: str) -> int:

@@ -260,5 +260,5 @@ class ExportController(QObject):
             dialog.reset()
             dialog.hide()
             dialog.deleteLater()
-        self.message.emit(f"Exported {count:,} documents to {path}.")
+        self.message.emit(f"Exported {count:,} document{'' if count == 1 else 's'} to {path}.")
         self.finished.emit(str(path))
