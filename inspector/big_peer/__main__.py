@@ -18,7 +18,6 @@ import contextlib
 import gc
 import logging
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,9 +26,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from inspector.big_peer.app import IN_FLIGHT, JsonErrorsRequestHandler, create_app
+from inspector.big_peer.backends import StorageOpenError, describe_database, open_storage
 from inspector.big_peer.config import BigPeerConfig, parse_config
 from inspector.big_peer.connections import Listener, LogThrottle
-from inspector.big_peer.sqlite_storage import DATABASE_FILE, SQLiteStorage
 
 __all__ = ["main", "serve"]
 
@@ -107,10 +106,9 @@ async def serve(config: BigPeerConfig) -> int:
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(_install_signal_handlers(asyncio.get_running_loop(), stop))
         try:
-            config.data_dir.mkdir(parents=True, exist_ok=True)
-            storage = await SQLiteStorage.open(config.data_dir / DATABASE_FILE)
-        except (OSError, sqlite3.Error, RuntimeError) as exc:
-            _log.error("cannot open the database in %s: %s", config.data_dir, exc)
+            storage = await open_storage(config)
+        except StorageOpenError as exc:
+            _log.error("%s", exc)
             return 1
         stack.push_async_callback(storage.close)
         protocol_options: dict[str, Any] = {
@@ -144,7 +142,7 @@ async def serve(config: BigPeerConfig) -> int:
         print(f"listening on http://{_url_host(host)}:{port}", flush=True)
         _log.info(
             "serving %s on http://%s:%s (at most %d connections, idle timeout %g s)",
-            config.data_dir / DATABASE_FILE,
+            describe_database(config),
             _url_host(host),
             port,
             config.max_connections,

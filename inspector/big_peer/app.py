@@ -107,9 +107,12 @@ admin token, the device token included (it cannot read). Every 401 carries
 Anywhere: ``404 not_found`` for an unknown route, ``405 method_not_allowed``
 (with ``Allow``) for a known route and another method, ``500 internal_error``
 for a fault of the service (logged with its traceback; the service keeps
-serving). Requests the HTTP parser itself refuses (oversized header lines, broken
-request lines, conflicting lengths) are answered ``400 malformed_request`` in the
-same JSON shape by `JsonErrorsRequestHandler`, and their connection closed.
+serving), ``503 database_unavailable`` with ``Retry-After`` while the database
+cannot be reached (a write is never answered ``200`` unless it was stored; the
+service recovers by itself when the database returns). Requests the HTTP parser
+itself refuses (oversized header lines, broken request lines, conflicting
+lengths) are answered ``400 malformed_request`` in the same JSON shape by
+`JsonErrorsRequestHandler`, and their connection closed.
 """
 
 from __future__ import annotations
@@ -142,11 +145,12 @@ from inspector.big_peer.fleet import (
     encode_cursor,
 )
 from inspector.big_peer.replay import NonceClaim, NonceGuardFullError, ReplayedNonceError
-from inspector.big_peer.storage import BigPeerStorage
+from inspector.big_peer.storage import BigPeerStorage, StorageUnavailableError
 from inspector.core.identity import verify_request
 
 __all__ = [
     "BUFFERED_BODIES_FACTOR",
+    "DATABASE_RETRY_AFTER_SECONDS",
     "DEFAULT_HISTORY_LIMIT",
     "IN_FLIGHT",
     "MAX_HISTORY_LIMIT",
@@ -164,6 +168,8 @@ MAX_HISTORY_LIMIT = 1000
 MIN_BODY_BYTES_PER_SECOND = 16 * 1024
 """A body may take ``--idle-timeout`` plus one second per this many bytes to arrive."""
 BUFFERED_BODIES_FACTOR = 8
+DATABASE_RETRY_AFTER_SECONDS = 2
+"""``Retry-After`` of a ``503 database_unavailable``: a database restart takes seconds."""
 """Write bodies held in memory at once are bounded to this many times ``--max-body-bytes``."""
 _WWW_AUTHENTICATE = 'Bearer realm="inspector-big-peer"'
 # Part of every ETag: a new revision of what the reads answer must not match an old tag.
@@ -289,6 +295,14 @@ async def _json_errors(request: web.Request, handler: _Handler) -> web.StreamRes
         return await handler(request)
     except ApiError as exc:
         return exc.response()
+    except StorageUnavailableError as exc:
+        _log.warning("%s %s: the database is unavailable: %s", request.method, _shown(request.path), exc)
+        return ApiError(
+            503,
+            "database_unavailable",
+            "the Big Peer cannot reach its database; nothing was changed, retry later",
+            headers={hdrs.RETRY_AFTER: str(DATABASE_RETRY_AFTER_SECONDS)},
+        ).response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

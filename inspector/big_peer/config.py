@@ -1,5 +1,10 @@
 """The Big Peer's command line: ``inspector-big-peer --host H --port P --data DIR ...``.
 
+The database is SQLite in ``--data`` unless ``--database postgresql://...`` (or
+``INSPECTOR_DATABASE_URL``) names a PostgreSQL database; then ``--data`` is not
+used, and any number of Big Peer processes, on this machine or others, may serve
+that database at once. ``--workers N`` runs N processes on one port here.
+
 The tokens may come from ``INSPECTOR_DEVICE_TOKEN`` / ``INSPECTOR_ADMIN_TOKEN``
 instead of the command line (better: the command line is visible to every user
 of the machine); an option wins over the environment. The service refuses to
@@ -22,6 +27,7 @@ from inspector._version import __version__
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
+    "DATABASE_URL_ENV",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_DOCUMENTS",
@@ -34,6 +40,8 @@ __all__ = [
 
 DEVICE_TOKEN_ENV = "INSPECTOR_DEVICE_TOKEN"
 ADMIN_TOKEN_ENV = "INSPECTOR_ADMIN_TOKEN"
+DATABASE_URL_ENV = "INSPECTOR_DATABASE_URL"
+_DATABASE_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_DOCUMENTS = 1000
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -83,6 +91,12 @@ class BigPeerConfig:
     """Client connections held open at most; past it unserved ones are closed, then new ones refused."""
     access_log: bool = False
     log_level: str = "INFO"
+    database_url: str | None = field(default=None, repr=False)
+    """A PostgreSQL URL (``postgresql://USER@HOST:PORT/DB``), or None for SQLite in `data_dir`.
+
+    Not in the repr: a URL may hold a password."""
+    workers: int = 1
+    """Processes serving the port (`inspector.big_peer.workers`)."""
 
 
 def _positive_int(text: str) -> int:
@@ -141,6 +155,20 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help=f"directory of the database, created if missing (default: {default_data_dir()})",
+    )
+    parser.add_argument(
+        "--database",
+        default=None,
+        metavar="URL",
+        help="store everything in this PostgreSQL database (postgresql://USER[:PASSWORD]@HOST[:PORT]/DB) "
+        f"instead of SQLite in --data; several Big Peers may serve one database (or ${DATABASE_URL_ENV})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes serving the port, each with its own event loop and database connections "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--device-token", default=None, help=f"bearer token devices write with (or ${DEVICE_TOKEN_ENV})"
@@ -222,6 +250,11 @@ def parse_config(
         tokens[role] = token
     if tokens["device"] == tokens["admin"]:
         parser.error("the device token and the admin token must differ: the device token must not read")
+    database_url = args.database if args.database is not None else environ.get(DATABASE_URL_ENV) or None
+    if database_url is not None and not database_url.startswith(_DATABASE_SCHEMES):
+        parser.error(
+            "the database URL must start with postgresql:// (SQLite needs no URL: it lives in --data)"
+        )
     return BigPeerConfig(
         device_token=tokens["device"],
         admin_token=tokens["admin"],
@@ -235,4 +268,6 @@ def parse_config(
         max_connections=args.max_connections or default_max_connections(),
         access_log=args.access_log,
         log_level=args.log_level,
+        database_url=database_url,
+        workers=args.workers,
     )

@@ -1,8 +1,8 @@
 """Where the Big Peer keeps small peer info: the storage interface every backend implements.
 
 The HTTP handlers only see `BigPeerStorage`; all SQL lives in the backends
-(`sqlite_storage.SQLiteStorage`; a PostgreSQL one can follow with the same
-methods). What is shared between processes serving one database lives in the
+(`sqlite_storage.SQLiteStorage`, `postgres_storage.PostgresStorage`; `open_storage`
+picks one from the configuration). What is shared between processes serving one database lives in the
 database itself: the documents, each device's summary, the replay guard, and the
 change versions the HTTP layer derives its ETags from.
 
@@ -42,10 +42,21 @@ __all__ = [
     "BigPeerStorage",
     "IngestResult",
     "StorageClosedError",
+    "StorageUnavailableError",
     "Versioned",
 ]
 
 _T = TypeVar("_T")
+
+
+class StorageUnavailableError(Exception):
+    """The database cannot be reached now (down, restarting, connection lost); nothing was changed.
+
+    The HTTP layer answers ``503`` with ``Retry-After``: a device keeps the batch
+    and retries, a dashboard tries again. A backend raises it only when it knows
+    the call changed nothing (a write whose commit may have happened is not
+    retried blindly: ingestion is idempotent, so the device's retry settles it).
+    """
 
 
 @dataclass(frozen=True, slots=True)
