@@ -43,6 +43,8 @@ class BigPeerProcess:
     url: str
     data_dir: Path
     log_path: Path
+    database_url: str | None = None
+    """The PostgreSQL database it serves (``--database``), or None for SQLite in `data_dir`."""
     exit_code: int | None = field(default=None, init=False)
 
     def log(self) -> str:
@@ -93,16 +95,21 @@ def start_big_peer(
     *,
     tokens_in_env: bool = False,
     open_files: int | None = None,
+    database_url: str | None = None,
 ) -> BigPeerProcess:
-    """Start the service on a free port; return once /healthz answers."""
+    """Start the service on a free port; return once /healthz answers.
+
+    ``database_url``: serve that PostgreSQL database (``--database``) instead of SQLite in ``data_dir``.
+    """
     env = service_env(log_path.parent)
     if tokens_in_env:
         env.update(INSPECTOR_DEVICE_TOKEN=DEVICE_TOKEN, INSPECTOR_ADMIN_TOKEN=ADMIN_TOKEN)
         tokens = []
     else:
         tokens = ["--device-token", DEVICE_TOKEN, "--admin-token", ADMIN_TOKEN]
+    database = ["--database", database_url] if database_url is not None else []
     command = big_peer_command(
-        "--host", "127.0.0.1", "--port", "0", "--data", str(data_dir), *tokens, *extra_args,
+        "--host", "127.0.0.1", "--port", "0", "--data", str(data_dir), *tokens, *database, *extra_args,
         open_files=open_files,
     )  # fmt: skip
     with log_path.open("ab") as log:
@@ -120,7 +127,8 @@ def start_big_peer(
             process.wait()
             process.stdout.close()
             raise AssertionError(f"the Big Peer did not start: {line!r}\n{log_path.read_text()}")
-    running = BigPeerProcess(process, line.removeprefix("listening on ").strip(), data_dir, log_path)
+    url = line.removeprefix("listening on ").strip()
+    running = BigPeerProcess(process, url, data_dir, log_path, database_url)
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         try:

@@ -26,8 +26,7 @@ from inspector.big_peer.app import create_app
 from inspector.big_peer.config import BigPeerConfig
 from inspector.big_peer.fleet import FleetPage, FleetQuery
 from inspector.big_peer.replay import NonceClaim
-from inspector.big_peer.sqlite_storage import DATABASE_FILE, SQLiteStorage
-from inspector.big_peer.storage import IngestResult, Versioned
+from inspector.big_peer.storage import BigPeerStorage, IngestResult, Versioned
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -366,9 +365,9 @@ async def test_a_new_database_never_matches_the_tag_of_another(
 
 
 class CountingStorage:
-    """A real SQLite storage that counts the calls the HTTP layer makes."""
+    """A real storage that counts the calls the HTTP layer makes."""
 
-    def __init__(self, storage: SQLiteStorage) -> None:
+    def __init__(self, storage: BigPeerStorage) -> None:
         self.storage = storage
         self.calls: list[str] = []
 
@@ -407,8 +406,8 @@ class CountingStorage:
         await self.storage.close()
 
 
-async def test_a_304_runs_no_query_only_the_version_lookup(tmp_path: Path) -> None:
-    storage = CountingStorage(await SQLiteStorage.open(tmp_path / DATABASE_FILE))
+async def test_a_304_runs_no_query_only_the_version_lookup(open_store, tmp_path: Path) -> None:
+    storage = CountingStorage(await open_store())
     await storage.ingest([small_peer_info("pk" + "A" * 43, timestamps(1)[0])])
     config = BigPeerConfig(device_token=DEVICE_TOKEN, admin_token=ADMIN_TOKEN, data_dir=tmp_path)
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -43,11 +43,14 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def big_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigPeerProcess]:
+def big_peer(backend: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigPeerProcess]:
     """The module's service: the shared limits and a short idle timeout, so lies about lengths end soon."""
     workdir = tmp_path_factory.mktemp("big-peer-hostile")
     running = start_big_peer(
-        workdir / "data", workdir / "service.log", [*SHARED_SERVICE_ARGS, "--idle-timeout", "1"]
+        workdir / "data",
+        workdir / "service.log",
+        [*SHARED_SERVICE_ARGS, "--idle-timeout", "1"],
+        database_url=backend.new_database(),
     )
     yield running
     code = running.stop()

@@ -179,6 +179,7 @@ async def test_default_body_limit_is_8_mib(big_peer_factory) -> None:
     assert at_limit.status == 100, "the service asks for a body of exactly the limit"
 
 
+@pytest.mark.sqlite_only("the data directory holds the SQLite file")
 def test_unusable_data_directory_is_a_clear_failure(tmp_path: Path) -> None:
     not_a_directory = tmp_path / "a-file"
     not_a_directory.write_text("in the way")

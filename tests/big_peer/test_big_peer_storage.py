@@ -1,4 +1,8 @@
-"""The SQLite storage of the Big Peer, on a real database file."""
+"""The Big Peer's storage contract, on each backend: a real SQLite file, a real PostgreSQL database.
+
+`open_store` and `storage` (conftest) run each test on both; what is about SQLite's
+file itself is marked ``sqlite_only``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import orjson
 import pytest
 from big_peer_harness import small_peer_info, timestamps
@@ -14,36 +19,29 @@ from inspector.big_peer import sqlite_storage
 from inspector.big_peer.fleet import FleetQuery, FleetSort, format_timestamp
 from inspector.big_peer.replay import REPLAY_WINDOW_MS, NonceClaim, NonceGuardFullError, ReplayedNonceError
 from inspector.big_peer.sqlite_storage import _SCHEMA_V1, DATABASE_FILE, SQLiteStorage
-from inspector.big_peer.storage import IngestResult, StorageClosedError
+from inspector.big_peer.storage import BigPeerStorage, IngestResult, StorageClosedError
 from inspector.core.errors import PersistenceError
 
 KEY_A = "pk" + "A" * 43
 KEY_B = "pk" + "B" * 43
 
 
-@pytest.fixture
-async def storage(tmp_path: Path):
-    storage = await SQLiteStorage.open(tmp_path / DATABASE_FILE)
-    yield storage
-    await storage.close()
-
-
-async def history(storage: SQLiteStorage, peer_key: str, limit: int = 100, before: str | None = None):
+async def history(storage: BigPeerStorage, peer_key: str, limit: int = 100, before: str | None = None):
     """The documents of a history page as values (the storage hands back JSON text)."""
     found = await storage.history(peer_key, limit, before)
     return None if found is None else [orjson.loads(text) for text in found.value]
 
 
-async def latest(storage: SQLiteStorage, peer_key: str):
+async def latest(storage: BigPeerStorage, peer_key: str):
     found = await storage.latest(peer_key)
     return None if found is None else orjson.loads(found.value)
 
 
-async def devices(storage: SQLiteStorage):
+async def devices(storage: BigPeerStorage):
     return [orjson.loads(text) for text in (await storage.devices()).value]
 
 
-async def test_ingested_documents_are_read_back_newest_first(storage: SQLiteStorage) -> None:
+async def test_ingested_documents_are_read_back_newest_first(storage: BigPeerStorage) -> None:
     documents = [small_peer_info(KEY_A, at) for at in timestamps(3)]
 
     result = await storage.ingest(documents)
@@ -54,7 +52,7 @@ async def test_ingested_documents_are_read_back_newest_first(storage: SQLiteStor
     assert await devices(storage) == [documents[-1]]
 
 
-async def test_ingesting_again_stores_nothing_twice(storage: SQLiteStorage) -> None:
+async def test_ingesting_again_stores_nothing_twice(storage: BigPeerStorage) -> None:
     documents = [small_peer_info(KEY_A, at) for at in timestamps(3)]
     await storage.ingest(documents[:2])
 
@@ -64,7 +62,7 @@ async def test_ingesting_again_stores_nothing_twice(storage: SQLiteStorage) -> N
     assert len(await history(storage, KEY_A, 10)) == 3
 
 
-async def test_repeats_within_one_batch_count_as_duplicates(storage: SQLiteStorage) -> None:
+async def test_repeats_within_one_batch_count_as_duplicates(storage: BigPeerStorage) -> None:
     (at,) = timestamps(1)
 
     result = await storage.ingest([small_peer_info(KEY_A, at), small_peer_info(KEY_A, at, device_name="2")])
@@ -73,7 +71,7 @@ async def test_repeats_within_one_batch_count_as_duplicates(storage: SQLiteStora
     assert (await latest(storage, KEY_A))["device_name"] == "test-laptop"
 
 
-async def test_same_timestamp_on_two_devices_is_two_documents(storage: SQLiteStorage) -> None:
+async def test_same_timestamp_on_two_devices_is_two_documents(storage: BigPeerStorage) -> None:
     (at,) = timestamps(1)
 
     result = await storage.ingest([small_peer_info(KEY_A, at), small_peer_info(KEY_B, at)])
@@ -81,7 +79,7 @@ async def test_same_timestamp_on_two_devices_is_two_documents(storage: SQLiteSto
     assert result.accepted == 2
 
 
-async def test_latest_is_the_newest_whatever_the_arrival_order(storage: SQLiteStorage) -> None:
+async def test_latest_is_the_newest_whatever_the_arrival_order(storage: BigPeerStorage) -> None:
     older, newer = timestamps(2)
     await storage.ingest([small_peer_info(KEY_A, newer)])
     await storage.ingest([small_peer_info(KEY_A, older)])
@@ -90,7 +88,7 @@ async def test_latest_is_the_newest_whatever_the_arrival_order(storage: SQLiteSt
     assert [d["last_updated_at"] for d in await devices(storage)] == [newer]
 
 
-async def test_devices_are_listed_most_recently_updated_first(storage: SQLiteStorage) -> None:
+async def test_devices_are_listed_most_recently_updated_first(storage: BigPeerStorage) -> None:
     first, second, third = timestamps(3)
     await storage.ingest([small_peer_info(KEY_A, first), small_peer_info(KEY_B, second)])
     await storage.ingest([small_peer_info(KEY_A, third)])
@@ -100,7 +98,7 @@ async def test_devices_are_listed_most_recently_updated_first(storage: SQLiteSto
     assert [(d["_id"], d["last_updated_at"]) for d in listed] == [(KEY_A, third), (KEY_B, second)]
 
 
-async def test_history_pages_with_before_and_limit(storage: SQLiteStorage) -> None:
+async def test_history_pages_with_before_and_limit(storage: BigPeerStorage) -> None:
     moments = timestamps(5)
     await storage.ingest([small_peer_info(KEY_A, at) for at in moments])
 
@@ -110,19 +108,19 @@ async def test_history_pages_with_before_and_limit(storage: SQLiteStorage) -> No
     assert await history(storage, KEY_A, 2, before=moments[0]) == []
 
 
-async def test_unknown_device_has_no_latest_and_no_history(storage: SQLiteStorage) -> None:
+async def test_unknown_device_has_no_latest_and_no_history(storage: BigPeerStorage) -> None:
     await storage.ingest([small_peer_info(KEY_A, timestamps(1)[0])])
 
     assert await storage.latest(KEY_B) is None
     assert await storage.history(KEY_B, 10) is None
 
 
-async def test_history_limit_below_one_is_refused(storage: SQLiteStorage) -> None:
+async def test_history_limit_below_one_is_refused(storage: BigPeerStorage) -> None:
     with pytest.raises(ValueError, match="limit"):
         await history(storage, KEY_A, 0)
 
 
-async def test_a_failing_batch_stores_nothing(storage: SQLiteStorage) -> None:
+async def test_a_failing_batch_stores_nothing(storage: BigPeerStorage) -> None:
     good = small_peer_info(KEY_A, timestamps(1)[0])
     broken = small_peer_info(KEY_B, None)  # type: ignore[arg-type]
 
@@ -133,21 +131,19 @@ async def test_a_failing_batch_stores_nothing(storage: SQLiteStorage) -> None:
     assert await storage.latest(KEY_A) is None
 
 
-async def test_documents_survive_closing_and_reopening(tmp_path: Path) -> None:
+async def test_documents_survive_closing_and_reopening(open_store) -> None:
     documents = [small_peer_info(KEY_A, at) for at in timestamps(2)]
-    first = await SQLiteStorage.open(tmp_path / DATABASE_FILE)
+    first = await open_store()
     await first.ingest(documents)
     await first.close()
 
-    second = await SQLiteStorage.open(tmp_path / DATABASE_FILE)
-    try:
-        assert await history(second, KEY_A, 10) == documents[::-1]
-        assert (await second.ingest(documents)).duplicates == 2
-    finally:
-        await second.close()
+    second = await open_store()
+    assert await history(second, KEY_A, 10) == documents[::-1]
+    assert (await second.ingest(documents)).duplicates == 2
 
 
-async def test_database_is_in_wal_mode_with_compact_json(storage: SQLiteStorage, tmp_path: Path) -> None:
+@pytest.mark.sqlite_only("SQLite's journal mode and the text it stores")
+async def test_database_is_in_wal_mode_with_compact_json(storage: BigPeerStorage, tmp_path: Path) -> None:
     await storage.ingest([small_peer_info(KEY_A, timestamps(1)[0])])
 
     with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
@@ -161,6 +157,7 @@ async def test_database_is_in_wal_mode_with_compact_json(storage: SQLiteStorage,
     assert ": " not in body
 
 
+@pytest.mark.sqlite_only("SQLite's user_version; PostgreSQL's: test_big_peer_postgres.py")
 async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / DATABASE_FILE
     connection = sqlite3.connect(path)
@@ -171,8 +168,8 @@ async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         await SQLiteStorage.open(path)
 
 
-async def test_close_finishes_calls_already_made_and_refuses_later_ones(tmp_path: Path) -> None:
-    storage = await SQLiteStorage.open(tmp_path / DATABASE_FILE)
+async def test_close_finishes_calls_already_made_and_refuses_later_ones(open_store) -> None:
+    storage = await open_store()
     moments = timestamps(20)
     pending = [asyncio.ensure_future(storage.ingest([small_peer_info(KEY_A, at)])) for at in moments]
     await asyncio.sleep(0)  # let the calls reach the worker thread before closing
@@ -183,12 +180,11 @@ async def test_close_finishes_calls_already_made_and_refuses_later_ones(tmp_path
     assert all(result.accepted == 1 for result in await asyncio.gather(*pending))
     with pytest.raises(StorageClosedError):
         await storage.latest(KEY_A)
-    reopened = await SQLiteStorage.open(tmp_path / DATABASE_FILE)
+    reopened = await open_store()
     assert len(await history(reopened, KEY_A)) == 20
-    await reopened.close()
 
 
-async def test_concurrent_ingests_are_all_stored(storage: SQLiteStorage) -> None:
+async def test_concurrent_ingests_are_all_stored(storage: BigPeerStorage) -> None:
     moments = timestamps(50)
 
     results = await asyncio.gather(*(storage.ingest([small_peer_info(KEY_A, at)]) for at in moments))
@@ -214,82 +210,87 @@ def claim(nonce: str, clock: Clock, peer_key: str = KEY_A) -> NonceClaim:
     return NonceClaim.of_request(peer_key, nonce, clock.now_ms)
 
 
-async def test_a_nonce_is_spent_once_and_a_replay_stores_nothing(tmp_path: Path) -> None:
+@pytest.fixture
+def kept_nonces(backend, tmp_path: Path):
+    """``await kept_nonces()``: the nonces the replay guard keeps and its count of them, from the database."""
+
+    async def from_sqlite() -> tuple[list[str], int]:
+        with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
+            kept = connection.execute("SELECT nonce FROM nonces ORDER BY nonce").fetchall()
+            (counted,) = connection.execute("SELECT value FROM counters WHERE name = 'nonces'").fetchone()
+        connection.close()
+        return [nonce for (nonce,) in kept], counted
+
+    async def from_postgresql() -> tuple[list[str], int]:
+        connection = await asyncpg.connect(backend.store_database_url)
+        try:
+            kept = await connection.fetch("SELECT nonce FROM nonces ORDER BY nonce")
+            counted = await connection.fetchval("SELECT value FROM counters WHERE name = 'nonces'")
+        finally:
+            await connection.close()
+        return [row["nonce"] for row in kept], counted
+
+    return from_postgresql if backend.is_postgresql else from_sqlite
+
+
+async def test_a_nonce_is_spent_once_and_a_replay_stores_nothing(open_store) -> None:
     clock = Clock()
-    storage = await SQLiteStorage.open(tmp_path / DATABASE_FILE, clock_ms=clock)
+    storage = await open_store(clock_ms=clock)
     first, second = timestamps(2)
-    try:
-        await storage.ingest([small_peer_info(KEY_A, first)], claim("n1", clock))
+    await storage.ingest([small_peer_info(KEY_A, first)], claim("n1", clock))
 
-        with pytest.raises(ReplayedNonceError):
-            await storage.ingest([small_peer_info(KEY_A, second)], claim("n1", clock))
+    with pytest.raises(ReplayedNonceError):
+        await storage.ingest([small_peer_info(KEY_A, second)], claim("n1", clock))
 
-        assert [d["last_updated_at"] for d in await history(storage, KEY_A)] == [first]
-        await storage.ingest([small_peer_info(KEY_B, second, _id=KEY_B)], claim("n1", clock, KEY_B))
-    finally:
-        await storage.close()
+    assert [d["last_updated_at"] for d in await history(storage, KEY_A)] == [first]
+    await storage.ingest([small_peer_info(KEY_B, second, _id=KEY_B)], claim("n1", clock, KEY_B))
 
 
-async def test_a_spent_nonce_stays_spent_after_reopening(tmp_path: Path) -> None:
+async def test_a_spent_nonce_stays_spent_after_reopening(open_store) -> None:
     clock = Clock()
     first, second = timestamps(2)
-    storage = await SQLiteStorage.open(tmp_path / DATABASE_FILE, clock_ms=clock)
+    storage = await open_store(clock_ms=clock)
     await storage.ingest([small_peer_info(KEY_A, first)], claim("n1", clock))
     await storage.close()
 
-    reopened = await SQLiteStorage.open(tmp_path / DATABASE_FILE, clock_ms=clock)
-    try:
-        with pytest.raises(ReplayedNonceError):
-            await reopened.ingest([small_peer_info(KEY_A, second)], claim("n1", clock))
-    finally:
-        await reopened.close()
+    reopened = await open_store(clock_ms=clock)
+    with pytest.raises(ReplayedNonceError):
+        await reopened.ingest([small_peer_info(KEY_A, second)], claim("n1", clock))
 
 
-async def test_two_storages_on_one_file_share_the_replay_guard(tmp_path: Path) -> None:
+async def test_two_storages_on_one_database_share_the_replay_guard(open_store) -> None:
     clock = Clock()
-    one = await SQLiteStorage.open(tmp_path / DATABASE_FILE, clock_ms=clock)
-    other = await SQLiteStorage.open(tmp_path / DATABASE_FILE, clock_ms=clock)
+    one = await open_store(clock_ms=clock)
+    other = await open_store(clock_ms=clock)
     first, second = timestamps(2)
-    try:
-        await one.ingest([small_peer_info(KEY_A, first)], claim("n1", clock))
+    await one.ingest([small_peer_info(KEY_A, first)], claim("n1", clock))
 
-        with pytest.raises(ReplayedNonceError):
-            await other.ingest([small_peer_info(KEY_A, second)], claim("n1", clock))
-    finally:
-        await one.close()
-        await other.close()
+    with pytest.raises(ReplayedNonceError):
+        await other.ingest([small_peer_info(KEY_A, second)], claim("n1", clock))
 
 
-async def test_expired_nonces_are_pruned_and_the_guard_is_bounded(tmp_path: Path) -> None:
+async def test_expired_nonces_are_pruned_and_the_guard_is_bounded(open_store, kept_nonces) -> None:
     clock = Clock()
-    storage = await SQLiteStorage.open(tmp_path / DATABASE_FILE, clock_ms=clock, max_nonces=3)
+    storage = await open_store(clock_ms=clock, max_nonces=3)
     moments = iter(timestamps(10))
-    try:
-        for nonce in ("n1", "n2", "n3"):
-            await storage.ingest([small_peer_info(KEY_A, next(moments))], claim(nonce, clock))
-        refused = small_peer_info(KEY_A, next(moments))
+    for nonce in ("n1", "n2", "n3"):
+        await storage.ingest([small_peer_info(KEY_A, next(moments))], claim(nonce, clock))
+    refused = small_peer_info(KEY_A, next(moments))
 
-        with pytest.raises(NonceGuardFullError):
-            await storage.ingest([refused], claim("n4", clock))
-
-        assert await storage.latest(KEY_A) is not None
-        assert len(await history(storage, KEY_A)) == 3, "the refused batch is not stored"
-        clock.now_ms += REPLAY_WINDOW_MS + 1
+    with pytest.raises(NonceGuardFullError):
         await storage.ingest([refused], claim("n4", clock))
-        with sqlite3.connect(tmp_path / DATABASE_FILE) as connection:
-            kept = connection.execute("SELECT nonce FROM nonces").fetchall()
-            counted = connection.execute("SELECT value FROM counters WHERE name = 'nonces'").fetchone()
-        connection.close()
-        assert kept == [("n4",)]
-        assert counted == (1,)
-    finally:
-        await storage.close()
+
+    assert await storage.latest(KEY_A) is not None
+    assert len(await history(storage, KEY_A)) == 3, "the refused batch is not stored"
+    clock.now_ms += REPLAY_WINDOW_MS + 1
+    await storage.ingest([refused], claim("n4", clock))
+    assert await kept_nonces() == (["n4"], 1), "the kept nonces and their count"
 
 
 # --- versions, summaries and the fleet ----------------------------------------------------------
 
 
-async def test_the_version_grows_with_stored_documents_only(storage: SQLiteStorage) -> None:
+async def test_the_version_grows_with_stored_documents_only(storage: BigPeerStorage) -> None:
     first, second = timestamps(2)
     empty = await storage.version()
     await storage.ingest([small_peer_info(KEY_A, first)])
@@ -310,23 +311,20 @@ async def test_the_version_grows_with_stored_documents_only(storage: SQLiteStora
     assert (await storage.history(KEY_A, 10)).version == a_version
 
 
-async def test_summary_counts_documents_and_the_interval_of_the_two_newest(tmp_path: Path) -> None:
+async def test_summary_counts_documents_and_the_interval_of_the_two_newest(open_store) -> None:
     clock = Clock()
-    storage = await SQLiteStorage.open(tmp_path / DATABASE_FILE, clock_ms=clock)
-    try:
-        await storage.ingest([small_peer_info(KEY_A, "2026-11-26T05:00:00.000Z")])
-        (alone,) = await fleet(storage)
-        clock.now_ms += 5000
-        await storage.ingest(
-            [small_peer_info(KEY_A, at) for at in ("2026-11-26T05:05:00.000Z", "2026-11-26T05:10:00.250Z")]
-        )
-        (newest,) = await fleet(storage)
-        clock.now_ms += 5000
-        # A late document between the two newest shortens the interval; the newest stays.
-        await storage.ingest([small_peer_info(KEY_A, "2026-11-26T05:07:30.000Z", device_name="late")])
-        (late,) = await fleet(storage)
-    finally:
-        await storage.close()
+    storage = await open_store(clock_ms=clock)
+    await storage.ingest([small_peer_info(KEY_A, "2026-11-26T05:00:00.000Z")])
+    (alone,) = await fleet(storage)
+    clock.now_ms += 5000
+    await storage.ingest(
+        [small_peer_info(KEY_A, at) for at in ("2026-11-26T05:05:00.000Z", "2026-11-26T05:10:00.250Z")]
+    )
+    (newest,) = await fleet(storage)
+    clock.now_ms += 5000
+    # A late document between the two newest shortens the interval; the newest stays.
+    await storage.ingest([small_peer_info(KEY_A, "2026-11-26T05:07:30.000Z", device_name="late")])
+    (late,) = await fleet(storage)
 
     assert alone["interval_seconds"] is None
     assert alone["document_count"] == 1
@@ -340,7 +338,7 @@ async def test_summary_counts_documents_and_the_interval_of_the_two_newest(tmp_p
     assert late["received_at"] == newest["received_at"], "received_at is when the newest was stored"
 
 
-async def test_summary_holds_the_fields_of_the_newest_document(storage: SQLiteStorage) -> None:
+async def test_summary_holds_the_fields_of_the_newest_document(storage: BigPeerStorage) -> None:
     document = small_peer_info(KEY_A, timestamps(1)[0], connections_by_transport={"WebSocket": 1})
     await storage.ingest([document])
 
@@ -366,14 +364,14 @@ def _keys(count: int) -> list[str]:
     return [f"pk{i:043d}" for i in range(count)]
 
 
-async def _fleet_of(storage: SQLiteStorage, names: list[str], moments: list[str]) -> list[str]:
+async def _fleet_of(storage: BigPeerStorage, names: list[str], moments: list[str]) -> list[str]:
     keys = _keys(len(names))
     for key, name, at in zip(keys, names, moments, strict=True):
         await storage.ingest([small_peer_info(key, at, device_name=name, metadata={"rank": len(name)})])
     return keys
 
 
-async def _all_pages(storage: SQLiteStorage, **query: object) -> tuple[list[dict], list[int]]:
+async def _all_pages(storage: BigPeerStorage, **query: object) -> tuple[list[dict], list[int]]:
     summaries: list[dict] = []
     totals = []
     after = None
@@ -386,7 +384,7 @@ async def _all_pages(storage: SQLiteStorage, **query: object) -> tuple[list[dict
         after = found.value.next
 
 
-async def test_fleet_pages_by_device_name_with_ties_by_peer_key(storage: SQLiteStorage) -> None:
+async def test_fleet_pages_by_device_name_with_ties_by_peer_key(storage: BigPeerStorage) -> None:
     names = ["delta", "alpha", "Zulu", "alpha", "charlie", "bravo", "alpha"]
     keys = await _fleet_of(storage, names, timestamps(len(names)))
 
@@ -397,7 +395,7 @@ async def test_fleet_pages_by_device_name_with_ties_by_peer_key(storage: SQLiteS
     assert totals == [7, 7, 7, 7]
 
 
-async def test_fleet_pages_newest_first_with_ties_by_peer_key(storage: SQLiteStorage) -> None:
+async def test_fleet_pages_newest_first_with_ties_by_peer_key(storage: BigPeerStorage) -> None:
     moments = timestamps(3)
     tied = [moments[1]] * 4
     keys = await _fleet_of(storage, ["a", "b", "c", "d", "e", "f"], [moments[0], *tied, moments[2]])
@@ -417,7 +415,7 @@ def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 
 
 async def test_fleet_filter_matches_name_key_and_metadata_ascii_case_insensitively(
-    storage: SQLiteStorage, plan: str
+    storage: BigPeerStorage, plan: str
 ) -> None:
     keys = await _fleet_of(storage, ["Köln-Scanner", "KÖLN-dock", "hamburg"], timestamps(3))
     await storage.ingest(
@@ -441,7 +439,7 @@ async def test_fleet_filter_matches_name_key_and_metadata_ascii_case_insensitive
 
 @pytest.mark.parametrize("sort", list(FleetSort))
 async def test_fleet_filter_pages_through_every_match_once(
-    storage: SQLiteStorage, plan: str, sort: FleetSort
+    storage: BigPeerStorage, plan: str, sort: FleetSort
 ) -> None:
     names = [f"{'scanner' if i % 3 else 'printer'}-{i:02d}" for i in range(30)]
     await _fleet_of(storage, names, timestamps(30))
@@ -455,7 +453,7 @@ async def test_fleet_filter_pages_through_every_match_once(
     assert set(totals) == {20}
 
 
-async def test_a_device_reporting_again_moves_in_the_time_order_only(storage: SQLiteStorage) -> None:
+async def test_a_device_reporting_again_moves_in_the_time_order_only(storage: BigPeerStorage) -> None:
     moments = timestamps(4)
     keys = await _fleet_of(storage, ["a", "b", "c"], moments[:3])
     await storage.ingest([small_peer_info(keys[0], moments[3], device_name="a")])
@@ -468,7 +466,7 @@ async def test_a_device_reporting_again_moves_in_the_time_order_only(storage: SQ
     assert totals == [3]
 
 
-async def test_a_renamed_device_moves_in_the_name_order(storage: SQLiteStorage) -> None:
+async def test_a_renamed_device_moves_in_the_name_order(storage: BigPeerStorage) -> None:
     first, second = timestamps(2)
     await storage.ingest([small_peer_info(KEY_A, first, device_name="zeta")])
     await storage.ingest([small_peer_info(KEY_B, first, device_name="omega")])
@@ -480,7 +478,7 @@ async def test_a_renamed_device_moves_in_the_name_order(storage: SQLiteStorage) 
     assert (await storage.fleet(FleetQuery(text="zeta"))).value.total == 0
 
 
-async def test_devices_without_a_name_come_first_by_name(storage: SQLiteStorage) -> None:
+async def test_devices_without_a_name_come_first_by_name(storage: BigPeerStorage) -> None:
     (at,) = timestamps(1)
     await storage.ingest([small_peer_info(KEY_B, at, device_name="a")])
     await storage.ingest([{"_id": KEY_A, "last_updated_at": at}])
@@ -516,6 +514,7 @@ def _write_version_1(path: Path, documents: list[dict], received_at_ms: int) -> 
     connection.close()
 
 
+@pytest.mark.sqlite_only("the migration of SQLite files written by version 1 of the Big Peer")
 async def test_a_version_1_database_gets_the_summaries_ingesting_would_have_made(tmp_path: Path) -> None:
     clock = Clock()
     moments = timestamps(5)
@@ -550,5 +549,5 @@ async def test_a_version_1_database_gets_the_summaries_ingesting_would_have_made
     connection.close()
 
 
-async def fleet(storage: SQLiteStorage, **query: object) -> list[dict]:
+async def fleet(storage: BigPeerStorage, **query: object) -> list[dict]:
     return [orjson.loads(text) for text in (await storage.fleet(FleetQuery(**query))).value.summaries]
