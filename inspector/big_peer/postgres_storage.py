@@ -501,6 +501,9 @@ class PostgresStorage:
                 if isinstance(exc, asyncpg.InterfaceError) and not _is_lost_connection(exc):
                     raise
                 lost_connections += 1
+                # One connection lost usually means all were (a server restart): the pool's idle
+                # ones are replaced on their next use instead of failing one request each.
+                await self._pool.expire_connections()
                 # A connection cut before the commit was sent rolled back: trying again on a fresh
                 # one is safe. During the commit nobody knows; the device's retry settles it.
                 if (committing and writes) or lost_connections > 1 or self._closed:
