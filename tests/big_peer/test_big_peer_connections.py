@@ -68,9 +68,17 @@ async def read_response(reader: asyncio.StreamReader) -> bytes:
 
 
 def open_connections(running: BigPeerProcess) -> int:
-    """TCP connections the service process holds open, whatever their state (not its listening socket)."""
+    """Client connections the service process holds open, whatever their state (not its listening socket).
+
+    Only those to its port: on PostgreSQL it also holds its database connections.
+    """
+    port = int(running.url.rsplit(":", 1)[1])
     connections = psutil.Process(running.process.pid).net_connections("tcp")
-    return sum(1 for connection in connections if connection.status != psutil.CONN_LISTEN)
+    return sum(
+        1
+        for connection in connections
+        if connection.status != psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port
+    )
 
 
 async def until(predicate, timeout: float = 30.0) -> None:
