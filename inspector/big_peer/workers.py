@@ -109,9 +109,8 @@ class _Supervisor:
         self._workers: dict[int, _Worker] = {}
         self._keepers: list[asyncio.Task[None]] = []
         self._ending = asyncio.Event()
-        """Set on a signal, or when the service cannot go on."""
+        """Set on a signal, or when the service cannot go on: no worker starts from then on."""
         self._stop_signal = signal.SIGTERM
-        self._stopping = False
         self._exit_code = 0
 
     async def run(self) -> int:
@@ -136,8 +135,7 @@ class _Supervisor:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.remove_signal_handler(sig)
-        if self._exit_code == 0:
-            _log.info("stopped; every worker has stopped")
+        _log.info("stopped; every worker has stopped")
         return self._exit_code
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -202,7 +200,7 @@ class _Supervisor:
         process.stdin.write(pickle.dumps(self._config))
         with contextlib.suppress(ConnectionError):
             await process.stdin.drain()
-        if self._stopping:
+        if self._ending.is_set():
             # Told to stop while it was starting: it gets the signal the others got.
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(self._stop_signal)
@@ -220,7 +218,7 @@ class _Supervisor:
     async def _keep_running(self, number: int, ready: asyncio.Future[bool]) -> None:
         start_failures = 0
         quick_deaths = 0
-        while not self._stopping:
+        while not self._ending.is_set():
             started_at = self._loop.time()
             worker = await self._spawn(number)
             serving = worker is not None and await self._serving(worker)
@@ -235,22 +233,24 @@ class _Supervisor:
                 del self._workers[number]
                 assert worker.process.stdin is not None
                 worker.process.stdin.close()
-                if self._stopping:
+                if self._ending.is_set():
                     if code not in _CLEAN_STOPS:
                         _log.error("%s %s while stopping", worker.name, _describe_exit(code))
                         self._exit_code = 1
                     return
                 what = f"{worker.name} {_describe_exit(code)}"
+                if not serving:
+                    what += " before it was ready"
             else:
                 what = f"worker {number} could not be started"
             if not serving:
                 start_failures += 1
                 if not ready.done():
-                    self._fail(f"{what} before it was ready: the service cannot start")
+                    self._fail(f"{what}: the service cannot start")
                     ready.set_result(False)
                     return
                 if start_failures >= _MAX_START_FAILURES:
-                    self._fail(f"{what} before it was ready, {start_failures} times in a row: giving up")
+                    self._fail(f"{what}, {start_failures} times in a row: giving up")
                     return
             if self._loop.time() - started_at >= _STABLE_SECONDS:
                 quick_deaths = 0
@@ -260,7 +260,7 @@ class _Supervisor:
                 _log.warning("%s; starting another in %g s", what, delay)
             else:
                 _log.warning(
-                    "%s before it was ready (%d of %d tries); trying again in %g s",
+                    "%s (%d of %d tries); trying again in %g s",
                     what,
                     start_failures,
                     _MAX_START_FAILURES,
@@ -273,7 +273,6 @@ class _Supervisor:
 
     async def _stop(self) -> None:
         """Pass the stop signal on to every worker, and wait (within limits) for all to end."""
-        self._stopping = True
         # New connections are refused once the workers stopped accepting, as with one process.
         for sock in self._sockets:
             sock.close()
