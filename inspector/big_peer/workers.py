@@ -75,7 +75,7 @@ _MAX_RESTART_DELAY = 10.0
 # Replacements of one worker that failed to start, in a row, before the supervisor gives up.
 _MAX_START_FAILURES = 5
 # Beyond --shutdown-timeout: aiohttp's own cut-off for what outlived the drain, closing the database.
-_SHUTDOWN_MARGIN = 10.0
+_SHUTDOWN_MARGIN = 5.0
 # How a worker ends when it was told to stop: drained (0), or stopped before it had set up.
 _CLEAN_STOPS = {0, 130, -signal.SIGTERM, -signal.SIGINT}
 
