@@ -79,6 +79,25 @@ def only(serving: psutil.Process, workers: Iterable[psutil.Process]) -> Iterator
                 worker.resume()
 
 
+def still_running(processes: Iterable[psutil.Process], timeout: float = 30.0) -> list[psutil.Process]:
+    """Those of ``processes`` still running after waiting up to ``timeout`` seconds for all to end.
+
+    A zombie counts as ended: whether anyone reaps an orphan is up to the machine's init.
+    """
+
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    processes = list(processes)
+    deadline = time.monotonic() + timeout
+    while (left := [process for process in processes if running(process)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def log_lines(running: BigPeerProcess, *parts: str) -> list[str]:
     return [line for line in running.log().splitlines() if all(part in line for part in parts)]
 
@@ -247,8 +266,7 @@ def test_workers_that_keep_failing_to_start_end_the_service(tmp_path: Path) -> N
     assert len(log_lines(running, "worker 1 (pid", "before it was ready")) == 5, log
     assert f"[worker 1] inspector.big_peer: cannot open the database in {running.data_dir}" in log
     assert "Traceback" not in log
-    _, alive = psutil.wait_procs(workers.values(), timeout=10)
-    assert alive == []
+    assert still_running(workers.values()) == []
 
 
 def run_to_exit(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -298,9 +316,8 @@ def test_a_signal_stops_every_worker_and_leaves_no_process_behind(
 
     assert running.stop(sig) == 0
 
-    gone, alive = psutil.wait_procs(workers.values(), timeout=10)
-    assert alive == []
-    assert len(gone) == 2
+    assert len(workers) == 2
+    assert still_running(workers.values()) == []
     for number in workers:
         assert log_lines(running, f"[worker {number}]", "stopped; the database is closed")
     assert log_lines(running, "stopped; every worker has stopped")
@@ -345,3 +362,36 @@ async def test_a_request_in_flight_finishes_when_the_workers_stop(big_peer_facto
     assert head.startswith(b"HTTP/1.1 200"), head + answer
     assert orjson.loads(answer) == {"accepted": 1, "duplicates": 0}
     assert running.stop() == 0
+
+
+def test_a_worker_that_outlives_the_shutdown_timeout_is_killed_and_the_exit_code_says_so(
+    tmp_path: Path,
+) -> None:
+    running = start_big_peer(
+        tmp_path / "data", tmp_path / "service.log", [*TWO_WORKERS, "--shutdown-timeout", "0"]
+    )
+    workers = workers_of(running)
+    workers[2].suspend()  # it cannot act on the signal the supervisor passes on
+    try:
+        code = running.stop(timeout=60)
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            workers[2].resume()
+
+    assert code == 1, running.log()
+    assert log_lines(running, f"worker 2 (pid {workers[2].pid}) did not stop within", "killed it")
+    assert log_lines(running, "[worker 1]", "stopped; the database is closed")
+    assert still_running(workers.values()) == []
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    running = start_big_peer(tmp_path / "data", tmp_path / "service.log", TWO_WORKERS)
+    workers = workers_of(running)
+
+    running.stop(signal.SIGKILL)
+
+    assert still_running(workers.values()) == []
+    for number in workers:
+        assert log_lines(running, f"[worker {number}]", "the supervisor is gone; shutting down")
+        assert log_lines(running, f"[worker {number}]", "stopped; the database is closed")
+    assert "Traceback" not in running.log()
