@@ -68,7 +68,7 @@ __all__ = ["supervise"]
 _log = logging.getLogger("inspector.big_peer")
 
 _READY_PREFIX = b"listening on "
-# A worker that served this long before dying was not crash-looping: its replacement starts at once.
+# A worker that served this long before dying was not crash-looping: its replacement waits the least.
 _STABLE_SECONDS = 30.0
 _FIRST_RESTART_DELAY = 0.1
 _MAX_RESTART_DELAY = 10.0
