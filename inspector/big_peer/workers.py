@@ -329,8 +329,12 @@ async def _serve_as_worker(config: BigPeerConfig, sockets: list[socket.socket]) 
 
 def _run_worker(argv: Sequence[str]) -> int:
     """A worker's process: ``NUMBER FD,FD...`` on its command line, the configuration on stdin."""
-    number, fds = int(argv[0]), [int(fd) for fd in argv[1].split(",")]
-    config = pickle.load(sys.stdin.buffer)
+    try:
+        number, fds = int(argv[0]), [int(fd) for fd in argv[1].split(",")]
+        config = pickle.load(sys.stdin.buffer)
+    except (IndexError, ValueError, EOFError, pickle.UnpicklingError):
+        print("a worker of inspector-big-peer --workers N, not to be started by hand", file=sys.stderr)
+        return 2
     assert isinstance(config, BigPeerConfig)
     configure_logging(config, worker=number)
     tune_garbage_collection()
