@@ -290,7 +290,9 @@ class PostgresStorage:
         """
         pool = await asyncpg.create_pool(
             url,
-            min_size=1,
+            # No floor of idle connections: asyncpg would keep reconnecting to a database that is
+            # away, logging a traceback each time; connections are made when requests need them.
+            min_size=0,
             max_size=pool_size,
             timeout=timeout,
             command_timeout=timeout * 3,  # a statement that hangs is a lost database
@@ -477,21 +479,30 @@ class PostgresStorage:
         while True:
             committing = False
             try:
-                async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
-                    if not transaction:
-                        return await work(connection)
-                    isolation = "read_committed" if writes else "repeatable_read"
-                    tx = connection.transaction(isolation=isolation, readonly=not writes)
-                    await tx.start()
-                    try:
-                        result = await work(connection)
-                    except BaseException:
-                        if not connection.is_closed():
+                connection = await self._pool.acquire(timeout=self._acquire_timeout)
+            except (asyncpg.PostgresError, *_LOST) as exc:
+                # Whatever keeps a connection from being made (refused, the server starting or
+                # shutting down, too many clients, the database dropped) leaves it unavailable.
+                lost_connections += 1
+                if lost_connections > 1 or self._closed:
+                    raise StorageUnavailableError(_describe(exc)) from exc
+                continue
+            try:
+                if not transaction:
+                    return await work(connection)
+                isolation = "read_committed" if writes else "repeatable_read"
+                tx = connection.transaction(isolation=isolation, readonly=not writes)
+                await tx.start()
+                try:
+                    result = await work(connection)
+                except BaseException:
+                    if not connection.is_closed():
+                        with contextlib.suppress(*_LOST):
                             await tx.rollback()
-                        raise
-                    committing = True
-                    await tx.commit()
-                    return result
+                    raise
+                committing = True
+                await tx.commit()
+                return result
             except _RETRY_TRANSACTION:
                 conflicts += 1
                 if conflicts > 5:
@@ -508,6 +519,9 @@ class PostgresStorage:
                 # one is safe. During the commit nobody knows; the device's retry settles it.
                 if (committing and writes) or lost_connections > 1 or self._closed:
                     raise StorageUnavailableError(_describe(exc)) from exc
+            finally:
+                with contextlib.suppress(*_LOST):
+                    await self._pool.release(connection)
 
     async def _spend(
         self, connection: asyncpg.Connection, claim: NonceClaim, now_ms: int, check: bool
