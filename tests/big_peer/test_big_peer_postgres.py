@@ -416,7 +416,7 @@ async def test_a_lost_database_is_503_under_load_then_recovered_with_nothing_los
         proxy.cut()
         cut_at = {id(w): w.statuses[503] for w in writers}
         await until(lambda: all(w.statuses[503] > cut_at[id(w)] for w in writers), 30, "503s", load)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)  # long enough for the pool to try to reconnect on its own
         recovered = each_stored(writers, 3)
         await proxy.restore()
         await until(recovered, 30, "recovery", load)
