@@ -78,7 +78,13 @@ from inspector.big_peer.replay import (
     NonceGuardFullError,
     ReplayedNonceError,
 )
-from inspector.big_peer.storage import IngestResult, StorageClosedError, StorageUnavailableError, Versioned
+from inspector.big_peer.storage import (
+    IngestResult,
+    StorageClosedError,
+    StorageUnavailableError,
+    Versioned,
+    is_unicode,
+)
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage", "SchemaTooNewError"]
 
@@ -208,7 +214,13 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
 )
-_LOST: tuple[type[BaseException], ...] = (*_UNAVAILABLE, asyncpg.InterfaceError)
+# A connection cut in the middle of an operation can also leave asyncpg's protocol in a state
+# it refuses to go on from ("cannot switch to state 12; another operation is in progress").
+_LOST: tuple[type[BaseException], ...] = (
+    *_UNAVAILABLE,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
 _RETRY_TRANSACTION = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 
 
@@ -242,6 +254,24 @@ def _count_matches_statement() -> str:
 
 def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
+
+
+def _storable(text: str) -> bool:
+    """Whether a PostgreSQL ``text`` can hold ``text`` (no U+0000, no lone surrogate).
+
+    Peer keys are base64url, so a key that is not storable was never stored: reads of
+    it find nothing instead of failing.
+    """
+    return "\x00" not in text and is_unicode(text)
+
+
+def _comparable_key(key: str) -> str:
+    """A cursor's peer key that compares with every stored key as ``key`` would.
+
+    No stored key holds U+0000, so ``stored > key`` exactly when ``stored > key[:first NUL]``;
+    a lone surrogate cannot reach here (cursors are JSON, which refuses them).
+    """
+    return key.split("\x00", 1)[0]
 
 
 def _interval_ms(newest: str, previous: str | None) -> int | None:
@@ -359,6 +389,8 @@ class PostgresStorage:
     async def version(self, peer_key: str | None = None) -> int | None:
         if peer_key is None:
             return int(await self._read(lambda c: c.fetchval(_GLOBAL_VERSION)))
+        if not _storable(peer_key):
+            return None
         found = await self._read(lambda c: c.fetchval(_DEVICE_VERSION, peer_key))
         return None if found is None else int(found)
 
@@ -371,6 +403,8 @@ class PostgresStorage:
         return await self._transaction(read)
 
     async def latest(self, peer_key: str) -> Versioned[str] | None:
+        if not _storable(peer_key):
+            return None
         row = await self._read(lambda c: c.fetchrow(_SELECT_LATEST, peer_key))
         return None if row is None else Versioned(int(row[0]), row[1])
 
@@ -379,6 +413,8 @@ class PostgresStorage:
     ) -> Versioned[list[str]] | None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
+        if not _storable(peer_key):
+            return None
         since = _AFTER_ALL_TIMESTAMPS if before is None else before
 
         async def read(connection: asyncpg.Connection) -> Versioned[list[str]] | None:
@@ -397,7 +433,7 @@ class PostgresStorage:
             value = query.after.value
             arguments += [
                 _utf8(value) if query.sort is FleetSort.DEVICE_NAME else value,
-                query.after.peer_key,
+                _comparable_key(query.after.peer_key),
             ]
         if text:
             arguments.append(text)
@@ -487,6 +523,7 @@ class PostgresStorage:
                 if lost_connections > 1 or self._closed:
                     raise StorageUnavailableError(_describe(exc)) from exc
                 continue
+            broken = False
             try:
                 if not transaction:
                     return await work(connection)
@@ -511,6 +548,7 @@ class PostgresStorage:
             except _LOST as exc:
                 if isinstance(exc, asyncpg.InterfaceError) and not _is_lost_connection(exc):
                     raise
+                broken = True
                 lost_connections += 1
                 # One connection lost usually means all were (a server restart): the pool's idle
                 # ones are replaced on their next use instead of failing one request each.
@@ -520,7 +558,11 @@ class PostgresStorage:
                 if (committing and writes) or lost_connections > 1 or self._closed:
                     raise StorageUnavailableError(_describe(exc)) from exc
             finally:
+                # A connection the server cut is handed back by asyncpg itself; one merely left
+                # in a state asyncpg refuses is closed here, never handed out again.
                 with contextlib.suppress(*_LOST):
+                    if broken:
+                        connection.terminate()
                     await self._pool.release(connection)
 
     async def _spend(

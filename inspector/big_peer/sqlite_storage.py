@@ -43,7 +43,7 @@ from inspector.big_peer.replay import (
     NonceGuardFullError,
     ReplayedNonceError,
 )
-from inspector.big_peer.storage import IngestResult, Versioned
+from inspector.big_peer.storage import IngestResult, Versioned, is_unicode
 from inspector.core.database import SQLiteWorker
 
 __all__ = ["DATABASE_FILE", "SQLiteStorage"]
@@ -275,12 +275,16 @@ class SQLiteStorage(SQLiteWorker):
         return await self._call(self._ingest, groups, claim)
 
     async def version(self, peer_key: str | None = None) -> int | None:
+        if peer_key is not None and not is_unicode(peer_key):
+            return None
         return await self._call(self._version, peer_key)
 
     async def devices(self) -> Versioned[list[str]]:
         return await self._call(self._devices)
 
     async def latest(self, peer_key: str) -> Versioned[str] | None:
+        if not is_unicode(peer_key):
+            return None
         return await self._call(self._latest, peer_key)
 
     async def history(
@@ -288,6 +292,8 @@ class SQLiteStorage(SQLiteWorker):
     ) -> Versioned[list[str]] | None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
+        if not is_unicode(peer_key):
+            return None
         return await self._call(self._history, peer_key, limit, before)
 
     async def fleet(self, query: FleetQuery) -> Versioned[FleetPage]:

@@ -44,9 +44,23 @@ __all__ = [
     "StorageClosedError",
     "StorageUnavailableError",
     "Versioned",
+    "is_unicode",
 ]
 
 _T = TypeVar("_T")
+
+
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (no lone surrogate): what a database can hold.
+
+    A request path may decode to anything; a peer key that is not even Unicode was never
+    stored, and every backend reads it as an unknown device instead of failing.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class StorageUnavailableError(Exception):

@@ -16,7 +16,7 @@ import pytest
 from big_peer_harness import small_peer_info, timestamps
 
 from inspector.big_peer import sqlite_storage
-from inspector.big_peer.fleet import FleetQuery, FleetSort, format_timestamp
+from inspector.big_peer.fleet import FleetKey, FleetQuery, FleetSort, format_timestamp
 from inspector.big_peer.replay import REPLAY_WINDOW_MS, NonceClaim, NonceGuardFullError, ReplayedNonceError
 from inspector.big_peer.sqlite_storage import _SCHEMA_V1, DATABASE_FILE, SQLiteStorage
 from inspector.big_peer.storage import BigPeerStorage, IngestResult, StorageClosedError
@@ -556,3 +556,24 @@ async def test_a_version_1_database_gets_the_summaries_ingesting_would_have_made
 
 async def fleet(storage: BigPeerStorage, **query: object) -> list[dict]:
     return [orjson.loads(text) for text in (await storage.fleet(FleetQuery(**query))).value.summaries]
+
+
+@pytest.mark.parametrize("peer_key", ["pk\x00A", "\udcff", "pk" + "A" * 43 + "\x00"])
+async def test_a_key_no_device_can_have_is_unknown(storage: BigPeerStorage, peer_key: str) -> None:
+    """Paths reach the storage with any text: U+0000 and lone surrogates (PostgreSQL's text holds neither)."""
+    await storage.ingest([small_peer_info(KEY_A, at) for at in timestamps(2)])
+
+    assert await storage.version(peer_key) is None
+    assert await storage.latest(peer_key) is None
+    assert await storage.history(peer_key, 10) is None
+
+
+async def test_a_cursor_key_with_u0000_pages_on_as_its_prefix_would(storage: BigPeerStorage) -> None:
+    """No stored key holds U+0000, so everything after "pkA\\x00..." is what follows "pkA"."""
+    keys = ["pkA", "pkA0", "pkB"]
+    await storage.ingest([small_peer_info(key, timestamps(1)[0], device_name="same") for key in keys])
+
+    query = FleetQuery(after=FleetKey(FleetSort.DEVICE_NAME, "same", "pkA\x00zzz"))
+    page = (await storage.fleet(query)).value
+
+    assert [orjson.loads(summary)["peer_key"] for summary in page.summaries] == ["pkA0", "pkB"]
