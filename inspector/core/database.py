@@ -21,6 +21,7 @@ import functools
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +40,7 @@ Migration = Callable[[sqlite3.Connection], None] | str
 """One step of a schema: SQL text (a script) or a function of the connection; run in one transaction."""
 
 # Primary result codes (the low byte of an extended code).
+_MIGRATION_ATTEMPTS = 3
 _SQLITE_PERM = 3
 _SQLITE_READONLY = 8
 _SQLITE_IOERR = 10
@@ -286,12 +288,29 @@ class SQLiteWorker:
             if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise sqlite3.OperationalError("unable to open database file (no write-ahead log)")
             connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            for target in range(version + 1, len(self._migrations) + 1):
-                self._migrate(connection, target, self._migrations[target - 1])
+            self._migrate_all(connection, version)
         except BaseException:
             connection.close()
             raise
         self._connection = connection
+
+    def _migrate_all(self, connection: sqlite3.Connection, version: int) -> None:
+        """Bring the schema from ``version`` to the newest, retrying when a concurrent opener holds a lock.
+
+        Processes starting together on one new file (Big Peer workers) wait for each other's
+        write lock; under heavy load SQLite still answered "database is locked" once in a
+        full test run, so a locked migration is tried again (each step re-reads the version
+        under the lock, so trying again never repeats a step another process made).
+        """
+        for attempt in range(_MIGRATION_ATTEMPTS):
+            try:
+                for target in range(version + 1, len(self._migrations) + 1):
+                    self._migrate(connection, target, self._migrations[target - 1])
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _MIGRATION_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection, target: int, step: Migration) -> None:
