@@ -367,9 +367,19 @@ class Measured:
     pages_under_load: int = 0
 
 
-async def measure(fleet: Fleet, workdir: Path, samples: int, *, full: bool) -> Measured:
+async def measure(
+    fleet: Fleet,
+    workdir: Path,
+    samples: int,
+    *,
+    full: bool,
+    service_arguments: Sequence[str] = (),
+    healthz_windows: int = HEALTHZ_WINDOWS,
+) -> Measured:
+    """The latencies on the service over ``fleet`` (``service_arguments``: another database, say)."""
     rng = random.Random(42)
-    process, url = start_service(fleet.data_dir, workdir / f"service-{fleet.devices}.log", 1000)
+    log = workdir / f"service-{fleet.devices}.log"
+    process, url = start_service(fleet.data_dir, log, 1000, service_arguments)
     try:
         connector = aiohttp.TCPConnector(limit=1)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -390,7 +400,7 @@ async def measure(fleet: Fleet, workdir: Path, samples: int, *, full: bool) -> M
                 etag = response.headers["ETag"]
                 await response.read()
             measured.not_modified = await timed_gets(session, url, [first] * samples, {"If-None-Match": etag})
-            for _ in range(HEALTHZ_WINDOWS):
+            for _ in range(healthz_windows):
                 measured.healthz_idle.append(await _healthz_while(url, fleet, rng, loaders=0))
                 measured.healthz_loaded.append(
                     await _healthz_while(url, fleet, rng, loaders=2, measured=measured)
@@ -398,8 +408,7 @@ async def measure(fleet: Fleet, workdir: Path, samples: int, *, full: bool) -> M
             return measured
     finally:
         if stop_service(process) != 0:
-            log = (workdir / f"service-{fleet.devices}.log").read_text()
-            raise SystemExit(f"the Big Peer did not stop cleanly:\n{log}")
+            raise SystemExit(f"the Big Peer did not stop cleanly:\n{log.read_text()}")
 
 
 async def _healthz_while(
