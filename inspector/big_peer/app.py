@@ -132,7 +132,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 from inspector.big_peer.config import BigPeerConfig
-from inspector.big_peer.connections import track_requests
+from inspector.big_peer.connections import LogThrottle, track_requests
 from inspector.big_peer.documents import BatchTooLargeError, MalformedBatchError, is_timestamp, parse_batch
 from inspector.big_peer.fleet import (
     DEFAULT_FLEET_LIMIT,
@@ -177,6 +177,7 @@ _ANSWER_REVISION = "1"
 _FLEET_PARAMETERS = ("limit", "after", "q", "sort")
 
 _log = logging.getLogger("inspector.big_peer")
+_UNAVAILABLE_LOG = LogThrottle()
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -296,7 +297,10 @@ async def _json_errors(request: web.Request, handler: _Handler) -> web.StreamRes
     except ApiError as exc:
         return exc.response()
     except StorageUnavailableError as exc:
-        _log.warning("%s %s: the database is unavailable: %s", request.method, _shown(request.path), exc)
+        # Every request fails alike while the database is away: one line per 10 s says so.
+        _UNAVAILABLE_LOG.log(
+            _log, logging.WARNING, "database unavailable", f"the database is unavailable: {exc}"
+        )
         return ApiError(
             503,
             "database_unavailable",

@@ -290,7 +290,9 @@ class PostgresStorage:
         """
         pool = await asyncpg.create_pool(
             url,
-            min_size=1,
+            # No floor of idle connections: asyncpg would keep reconnecting to a database that is
+            # away, logging a traceback each time; connections are made when requests need them.
+            min_size=0,
             max_size=pool_size,
             timeout=timeout,
             command_timeout=timeout * 3,  # a statement that hangs is a lost database
@@ -477,21 +479,30 @@ class PostgresStorage:
         while True:
             committing = False
             try:
-                async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
-                    if not transaction:
-                        return await work(connection)
-                    isolation = "read_committed" if writes else "repeatable_read"
-                    tx = connection.transaction(isolation=isolation, readonly=not writes)
-                    await tx.start()
-                    try:
-                        result = await work(connection)
-                    except BaseException:
-                        if not connection.is_closed():
+                connection = await self._pool.acquire(timeout=self._acquire_timeout)
+            except (asyncpg.PostgresError, *_LOST) as exc:
+                # Whatever keeps a connection from being made (refused, the server starting or
+                # shutting down, too many clients, the database dropped) leaves it unavailable.
+                lost_connections += 1
+                if lost_connections > 1 or self._closed:
+                    raise StorageUnavailableError(_describe(exc)) from exc
+                continue
+            try:
+                if not transaction:
+                    return await work(connection)
+                isolation = "read_committed" if writes else "repeatable_read"
+                tx = connection.transaction(isolation=isolation, readonly=not writes)
+                await tx.start()
+                try:
+                    result = await work(connection)
+                except BaseException:
+                    if not connection.is_closed():
+                        with contextlib.suppress(*_LOST):
                             await tx.rollback()
-                        raise
-                    committing = True
-                    await tx.commit()
-                    return result
+                    raise
+                committing = True
+                await tx.commit()
+                return result
             except _RETRY_TRANSACTION:
                 conflicts += 1
                 if conflicts > 5:
@@ -501,10 +512,16 @@ class PostgresStorage:
                 if isinstance(exc, asyncpg.InterfaceError) and not _is_lost_connection(exc):
                     raise
                 lost_connections += 1
+                # One connection lost usually means all were (a server restart): the pool's idle
+                # ones are replaced on their next use instead of failing one request each.
+                await self._pool.expire_connections()
                 # A connection cut before the commit was sent rolled back: trying again on a fresh
                 # one is safe. During the commit nobody knows; the device's retry settles it.
                 if (committing and writes) or lost_connections > 1 or self._closed:
                     raise StorageUnavailableError(_describe(exc)) from exc
+            finally:
+                with contextlib.suppress(*_LOST):
+                    await self._pool.release(connection)
 
     async def _spend(
         self, connection: asyncpg.Connection, claim: NonceClaim, now_ms: int, check: bool
