@@ -229,7 +229,7 @@ class CpuUse:
 
     wall: float = 0.0
     service: dict[int, float] = field(default_factory=dict)
-    """Per process of the service (its children included), by pid."""
+    """Per process of the service (its children included), by place in its process tree."""
     postgres: float = 0.0
     client: float = 0.0
     idle: float = 0.0
@@ -264,7 +264,7 @@ class CpuUse:
         return (
             f"CPU per document: service {service:.1f} us ({len(self.service)} processes: {processes}), "
             f"PostgreSQL {postgres:.1f} us, client {client:.1f} us, "
-            f"other processes {self.other / documents * 1e6:.1f} us; "
+            f"other processes and the kernel {self.other / documents * 1e6:.1f} us; "
             f"idle {self.idle / self.total:.0%} of {cores:.0f} cores"
         )
 
@@ -323,7 +323,11 @@ class CpuMeter:
     def between(before: _Snapshot, after: _Snapshot, wall: float) -> CpuUse:
         return CpuUse(
             wall=wall,
-            service={pid: after.service[pid] - before.service.get(pid, 0.0) for pid in after.service},
+            # By place in the process tree (the first is the one started), so that runs add up.
+            service={
+                place: seconds - before.service.get(pid, 0.0)
+                for place, (pid, seconds) in enumerate(after.service.items())
+            },
             postgres=sum(seconds - before.postgres.get(pid, 0.0) for pid, seconds in after.postgres.items()),
             client=after.client - before.client,
             idle=after.idle - before.idle,
