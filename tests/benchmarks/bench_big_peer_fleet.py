@@ -367,19 +367,9 @@ class Measured:
     pages_under_load: int = 0
 
 
-async def measure(
-    fleet: Fleet,
-    workdir: Path,
-    samples: int,
-    *,
-    full: bool,
-    service_arguments: Sequence[str] = (),
-    healthz_windows: int = HEALTHZ_WINDOWS,
-) -> Measured:
-    """The latencies on the service over ``fleet`` (``service_arguments``: another database, say)."""
+async def measure(fleet: Fleet, workdir: Path, samples: int, *, full: bool) -> Measured:
     rng = random.Random(42)
-    log = workdir / f"service-{fleet.devices}.log"
-    process, url = start_service(fleet.data_dir, log, 1000, service_arguments)
+    process, url = start_service(fleet.data_dir, workdir / f"service-{fleet.devices}.log", 1000)
     try:
         connector = aiohttp.TCPConnector(limit=1)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -400,7 +390,7 @@ async def measure(
                 etag = response.headers["ETag"]
                 await response.read()
             measured.not_modified = await timed_gets(session, url, [first] * samples, {"If-None-Match": etag})
-            for _ in range(healthz_windows):
+            for _ in range(HEALTHZ_WINDOWS):
                 measured.healthz_idle.append(await _healthz_while(url, fleet, rng, loaders=0))
                 measured.healthz_loaded.append(
                     await _healthz_while(url, fleet, rng, loaders=2, measured=measured)
@@ -408,7 +398,8 @@ async def measure(
             return measured
     finally:
         if stop_service(process) != 0:
-            raise SystemExit(f"the Big Peer did not stop cleanly:\n{log.read_text()}")
+            log = (workdir / f"service-{fleet.devices}.log").read_text()
+            raise SystemExit(f"the Big Peer did not stop cleanly:\n{log}")
 
 
 async def _healthz_while(

@@ -41,17 +41,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import math
 import os
+import random
 import secrets
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,13 +70,18 @@ from inspector.big_peer.sqlite_storage import DATABASE_FILE
 from inspector.core.identity import Identity
 from tests.benchmarks import common
 from tests.benchmarks.bench_big_peer_fleet import (
+    CITIES,
     LONG_HISTORIES,
     PAGE,
     Fleet,
     Latencies,
     Measured,
+    _healthz_while,
     fleet_database,
-    measure,
+    history_pages,
+    name_pages,
+    time_pages,
+    timed_gets,
 )
 from tests.benchmarks.bench_big_peer_ingest import (
     ADMIN_TOKEN,
@@ -284,7 +290,7 @@ class CpuMeter:
         self._client = psutil.Process()
 
     def service_processes(self) -> list[psutil.Process]:
-        with suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error):
             return [self._service, *self._service.children(recursive=True)]
         return [self._service]
 
@@ -299,10 +305,10 @@ class CpuMeter:
             await connection.close()
         processes = []
         for row in rows:
-            with suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error):
                 process = psutil.Process(row["pid"])
                 processes.append(process)
-                with suppress(psutil.Error):
+                with contextlib.suppress(psutil.Error):
                     processes.append(process.parent())  # the postmaster
         return processes
 
@@ -338,7 +344,7 @@ class CpuMeter:
 def _cpu_of(processes: Any) -> dict[int, float]:
     seconds = {}
     for process in processes:
-        with suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error):
             times = process.cpu_times()
             seconds[process.pid] = times.user + times.system
     return seconds
@@ -412,7 +418,8 @@ def measure_ingest(
         # Signed afresh each round (a signature is good for 5 minutes), the same bodies for every backend.
         plans = signed_requests(devices, total, batch, datetime(2026, 11, 26, 5, 0, tzinfo=UTC))
         expected = sum(len(requests) for requests in plans) * batch
-        for backend in (sqlite, one, several):
+        order = (sqlite, one, several) if number % 2 == 0 else (several, one, sqlite)
+        for backend in order:
             if backend is several and number > 0 and several.processes < WORKERS:
                 continue  # this service cannot run several processes: once is enough to say so
             arguments = list(backend.service_arguments)
@@ -600,18 +607,14 @@ async def fill_postgres(fleet: Fleet, url: str) -> float:
     return time.perf_counter() - began
 
 
-async def first_answers(fleet: Fleet, log: Path, arguments: Sequence[str]) -> tuple[list[Any], list[Any]]:
+async def first_answers(url: str, fleet: Fleet) -> tuple[list[Any], list[Any]]:
     """The first fleet page by device name and the newest history page of a long history."""
-    process, url = start_service(fleet.data_dir, log, 1000, arguments)
     peer_key = sorted(fleet.long_histories)[0]
-    try:
-        async with aiohttp.ClientSession(headers=_ADMIN) as session:
-            async with session.get(f"{url}/api/v1/fleet?limit={PAGE}") as response:
-                page = orjson.loads(await response.read())
-            async with session.get(f"{url}/api/v1/devices/{peer_key}/history?limit={PAGE}") as response:
-                history = orjson.loads(await response.read())
-    finally:
-        stop_service(process)
+    async with aiohttp.ClientSession(headers=_ADMIN) as session:
+        async with session.get(f"{url}/api/v1/fleet?limit={PAGE}") as response:
+            page = orjson.loads(await response.read())
+        async with session.get(f"{url}/api/v1/devices/{peer_key}/history?limit={PAGE}") as response:
+            history = orjson.loads(await response.read())
     return page["devices"], history["documents"]
 
 
@@ -632,9 +635,9 @@ def postgres_fleet(args: argparse.Namespace, databases: Databases, fleet: Fleet)
     return url, f"filled in {seconds:.0f} s"
 
 
-def check_same_answers(fleet: Fleet, workdir: Path, url: str) -> str:
-    sqlite_page, sqlite_history = asyncio.run(first_answers(fleet, workdir / "check-sqlite.log", ()))
-    pg_page, pg_history = asyncio.run(first_answers(fleet, workdir / "check-pg.log", ("--database", url)))
+async def check_same_answers(fleet: Fleet, sqlite_url: str, pg_url: str) -> str:
+    sqlite_page, sqlite_history = await first_answers(sqlite_url, fleet)
+    pg_page, pg_history = await first_answers(pg_url, fleet)
     keys = [[d["peer_key"] for d in page] for page in (sqlite_page, pg_page)]
     times = [[d["last_updated_at"] for d in history] for history in (sqlite_history, pg_history)]
     if keys[0] != keys[1] or len(keys[0]) != PAGE:
@@ -649,6 +652,79 @@ def check_same_answers(fleet: Fleet, workdir: Path, url: str) -> str:
         else "same keys, other fields differ"
     )
     return f"first fleet page and a history page: {same} on both backends"
+
+
+TURN = 10
+"""Requests to one service before the other's turn."""
+
+
+async def measure_interleaved(fleet: Fleet, urls: dict[str, str], samples: int) -> dict[str, Measured]:
+    """The same requests to every service, taking turns (ABBA), so a load that other processes put
+    on the machine for a while falls on every service alike; then a /healthz window each."""
+    rng = random.Random(42)
+    first = f"/api/v1/fleet?limit={PAGE}"
+    kinds = {
+        "name_page": name_pages(fleet, rng, samples),
+        "time_page": time_pages(fleet, rng, samples),
+        "query_page": [f"{first}&q={rng.choice(CITIES)}" for _ in range(max(20, samples // 10))],
+        "history_page": history_pages(fleet, rng, samples),
+        "not_modified": [first] * samples,
+    }
+    warm_up = name_pages(fleet, rng, 50) + time_pages(fleet, rng, 20) + history_pages(fleet, rng, 20)
+    labels = list(urls)
+    latencies: dict[str, dict[str, list[float]]] = {label: {kind: [] for kind in kinds} for label in labels}
+    etags = {}
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = {
+            label: await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+            )
+            for label in labels
+        }
+        for label, url in urls.items():
+            await timed_gets(sessions[label], url, warm_up)
+            async with sessions[label].get(url + first, headers=_ADMIN) as response:
+                etags[label] = response.headers["ETag"]
+                await response.read()
+        for kind, paths in kinds.items():
+            for turn, begin in enumerate(range(0, len(paths), TURN)):
+                for label in labels if turn % 2 == 0 else labels[::-1]:
+                    headers = {"If-None-Match": etags[label]} if kind == "not_modified" else None
+                    chunk = paths[begin : begin + TURN]
+                    latencies[label][kind] += (
+                        await timed_gets(sessions[label], urls[label], chunk, headers)
+                    ).samples
+    measured = {
+        label: Measured(
+            name_page=Latencies(by_kind["name_page"]),
+            time_page=Latencies(by_kind["time_page"]),
+            query_page=Latencies(by_kind["query_page"]),
+            history_page=Latencies(by_kind["history_page"]),
+            not_modified=Latencies(by_kind["not_modified"]),
+        )
+        for label, by_kind in latencies.items()
+    }
+    for label, url in urls.items():
+        window = await _healthz_while(url, fleet, rng, loaders=2, measured=measured[label])
+        measured[label].healthz_loaded.append(window)
+    return measured
+
+
+async def compare_fleet(
+    fleet: Fleet, workdir: Path, services: Mapping[str, Sequence[str]], samples: int
+) -> tuple[str, dict[str, Measured]]:
+    """Start a service per entry of ``services`` (its arguments) at once; check them, then measure them."""
+    started: dict[str, tuple[Any, str]] = {}
+    try:
+        for number, (label, arguments) in enumerate(services.items()):
+            started[label] = start_service(fleet.data_dir, workdir / f"service-{number}.log", 1000, arguments)
+        urls = {label: url for label, (_, url) in started.items()}
+        sqlite, *others = urls.values()
+        checks = [await check_same_answers(fleet, sqlite, other) for other in others]
+        return checks[0], await measure_interleaved(fleet, urls, samples)
+    finally:
+        for process, _ in started.values():
+            stop_service(process)
 
 
 def fleet_results(fleet: Fleet, sqlite: Measured, pg: Measured, how: str, check: str) -> list[common.Result]:
@@ -726,23 +802,11 @@ def run(args: argparse.Namespace) -> list[common.Result]:
                 fleet = fleet_database(keep, devices, documents, LONG_HISTORIES)
                 url, how = postgres_fleet(args, databases, fleet)
                 workdir = Path(scratch) / "fleet"
-                (workdir / "sqlite").mkdir(parents=True)
-                (workdir / "pg").mkdir()
-                check = check_same_answers(fleet, workdir, url)
+                workdir.mkdir()
+                services = {"SQLite": (), "PostgreSQL": ("--database", url)}
+                check, measured = asyncio.run(compare_fleet(fleet, workdir, services, samples))
                 print(check, flush=True)
-                sqlite = asyncio.run(
-                    measure(fleet, workdir / "sqlite", samples, full=True, healthz_windows=1)
-                )
-                pg = asyncio.run(
-                    measure(
-                        fleet,
-                        workdir / "pg",
-                        samples,
-                        full=True,
-                        service_arguments=("--database", url),
-                        healthz_windows=1,
-                    )
-                )
+                sqlite, pg = measured["SQLite"], measured["PostgreSQL"]
                 results += fleet_results(fleet, sqlite, pg, how, check)
     finally:
         databases.drop_all()
