@@ -88,7 +88,8 @@ class BigPeerConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     """Seconds a connection may go without completing a request, or a body without a byte arriving."""
     max_connections: int = field(default_factory=default_max_connections)
-    """Client connections held open at most; past it unserved ones are closed, then new ones refused."""
+    """Client connections held open at most (by each worker); past it unserved ones are closed, then new
+    ones refused."""
     access_log: bool = False
     log_level: str = "INFO"
     database_url: str | None = field(default=None, repr=False)
@@ -167,8 +168,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_int,
         default=1,
-        help="processes serving the port, each with its own event loop and database connections "
-        "(default: %(default)s)",
+        help="processes serving the port, each with its own event loop and database connections; "
+        "--max-connections and --idle-timeout apply to each of them (default: %(default)s)",
     )
     parser.add_argument(
         "--device-token", default=None, help=f"bearer token devices write with (or ${DEVICE_TOKEN_ENV})"
@@ -206,8 +207,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-connections",
         type=_positive_int,
         default=None,
-        help="client connections held open at most; at the bound the oldest one that sent no request "
-        "yet is closed for a new one, and if there is none the new one is answered 503 and closed "
+        help="client connections held open at most (by each worker, with --workers); at the bound the "
+        "oldest one that sent no request yet is closed for a new one, and if there is none the new one "
+        "is answered 503 and closed "
         f"(default: from the open-file limit, here {default_max_connections()})",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")

@@ -35,12 +35,12 @@ import os
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Listener", "LogThrottle", "track_requests"]
+__all__ = ["Listener", "LogThrottle", "listening_sockets", "track_requests"]
 
 _log = logging.getLogger("inspector.big_peer")
 
@@ -98,6 +98,34 @@ class LogThrottle:
     def held_back(self, count: int) -> str:
         """What to add to a line that `admit` let through after holding ``count`` back."""
         return f" (and {count} like it in the last {self._interval:g} s)" if count else ""
+
+
+async def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Sockets listening on every address of ``host`` at ``port``; OSError if one cannot be used.
+
+    Non-blocking, with ``SO_REUSEADDR`` (a restart need not wait for the old
+    connections' TIME_WAIT) and IPv6 sockets IPv6-only (the IPv4 address has a
+    socket of its own).
+    """
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name == "posix":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(_ACCEPT_BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 class _Connection(asyncio.Protocol):
@@ -194,23 +222,18 @@ class Listener:
 
     async def start(self, host: str, port: int) -> None:
         """Listen on every address of ``host`` (OSError if one cannot be used) and start accepting."""
+        self.adopt(await listening_sockets(host, port))
+
+    def adopt(self, sockets: Sequence[socket.socket]) -> None:
+        """Start accepting on sockets that already listen (`listening_sockets`, maybe of another process).
+
+        A worker of ``--workers`` accepts on the sockets its supervisor bound, so
+        that every worker serves the one port; the Listener owns them from now on.
+        """
         loop = self._loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        try:
-            for family, kind, proto, _, address in dict.fromkeys(infos):
-                sock = socket.socket(family, kind, proto)
-                self._sockets.append(sock)
-                if os.name == "posix":
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind(address)
-                sock.listen(_ACCEPT_BACKLOG)
-                sock.setblocking(False)
-        except OSError:
-            self._close_sockets()
-            raise
+        self._sockets = list(sockets)
         for sock in self._sockets:
+            sock.setblocking(False)
             loop.add_reader(sock.fileno(), self._accept, sock)
         self._sweeper = loop.create_task(self._sweep())
 

@@ -269,6 +269,8 @@ class SQLiteWorker:
             )
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
+            # Before anything that may wait for another process's lock (WAL switch, migration).
+            connection.execute("PRAGMA busy_timeout = 5000")
             if self._check is not None:
                 self._check(connection)
             # Reading the header fails at once for a file that is not a database at all.
@@ -284,7 +286,6 @@ class SQLiteWorker:
             if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise sqlite3.OperationalError("unable to open database file (no write-ahead log)")
             connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            connection.execute("PRAGMA busy_timeout = 5000")
             for target in range(version + 1, len(self._migrations) + 1):
                 self._migrate(connection, target, self._migrations[target - 1])
         except BaseException:
@@ -296,6 +297,11 @@ class SQLiteWorker:
     def _migrate(connection: sqlite3.Connection, target: int, step: Migration) -> None:
         connection.execute("BEGIN IMMEDIATE")
         try:
+            # Another process opening the same new file may have migrated while this one
+            # waited for the write lock: then there is nothing left to do.
+            if connection.execute("PRAGMA user_version").fetchone()[0] >= target:
+                connection.execute("COMMIT")
+                return
             if isinstance(step, str):
                 for statement in _statements(step):
                     connection.execute(statement)

@@ -6,14 +6,17 @@ a Big Peer unreachable, so 4 documents wait in the queue. ``history.json`` is wh
 that release's ``history()`` returned for it.
 """
 
+import asyncio
 import json
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from inspector import Ditto, SmallPeerInfoSyncScope
+from inspector.core.database import SQLiteWorker
 from inspector.core.events import Replication
 
 DATA = Path(__file__).parent / "data" / "first-release-peer"
@@ -63,3 +66,30 @@ async def test_a_migrated_history_is_plotted_and_grows_on(first_release):
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
+
+
+async def test_processes_opening_one_new_database_at_once_migrate_it_once(tmp_path):
+    """Two openers both read version 0; the second waits for the first's migration, then skips it.
+
+    Two Big Peer workers (or a Big Peer and a restart) opening a new file at once: before
+    the fix the second ran the migration again and failed ("table ... already exists").
+    A slow first step holds the write lock so both surely read version 0 first.
+    """
+
+    def slow_create(connection: sqlite3.Connection) -> None:
+        time.sleep(0.3)
+        connection.execute("CREATE TABLE things (id INTEGER PRIMARY KEY)")
+
+    path = tmp_path / "shared.sqlite3"
+    openers = [
+        SQLiteWorker(path, migrations=(slow_create, "CREATE TABLE more (id INTEGER PRIMARY KEY)"))
+        for _ in range(3)
+    ]
+    await asyncio.gather(*(opener.open_async() for opener in openers))
+    for opener in openers:
+        await opener.close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"things", "more"}
+    connection.close()
