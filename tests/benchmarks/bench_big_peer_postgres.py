@@ -265,7 +265,7 @@ class CpuUse:
 
     def describe(self, documents: int) -> str:
         service, postgres, client = self.per_document_us(documents)
-        processes = " + ".join(f"{s / documents * 1e6:.1f}" for s in self.service.values() if s > 0.005)
+        processes = " + ".join(f"{s / documents * 1e6:.1f}" for s in self.service.values())
         cores = self.total / self.wall if self.wall else 0.0
         return (
             f"CPU per document: service {service:.1f} us ({len(self.service)} processes: {processes}), "
@@ -478,11 +478,11 @@ def ingest_results(
     workers_ran = several.processes >= WORKERS
     service, postgres, _ = several.cpu.per_document_us(several.documents)
     scaling = (
-        f"service + PostgreSQL CPU {service + postgres:.0f} us per document: at most "
-        f"{1e6 / (service + postgres):,.0f} documents/s per core given to them; PostgreSQL's share "
-        f"({postgres:.0f} us) bounds one database server at {1e6 / postgres:,.0f} documents/s per core "
-        "however many Big Peer machines feed it"
-        if several.documents and postgres > 0
+        f"service {service:.0f} us + PostgreSQL {postgres:.0f} us of CPU per document: a core given to "
+        f"them serves at most {1e6 / (service + postgres):,.0f} documents/s; Big Peer processes and "
+        f"machines add {1e6 / service:,.0f} documents/s per core each, and PostgreSQL's share bounds "
+        f"one database server at {1e6 / postgres:,.0f} documents/s per core however many Big Peers feed it"
+        if several.documents and service > 0 and postgres > 0
         else ""
     )
     results.append(
