@@ -11,18 +11,21 @@ batch's commit waits for its WAL flush) and the comparison is like for like.
 
 **Ingest** (`bench_big_peer_ingest`'s devices, documents and signed batches; in each
 round the same bodies go to each backend, a fresh database each; the median of the
-rounds):
+rounds, whose order alternates):
 
 * **1 process on PostgreSQL / SQLite**, time per document: <= 1.25x, that is
   PostgreSQL ingests >= 0.8x the documents/s of SQLite;
 * **2 processes (``--workers 2``) / 1 process, on PostgreSQL**: <= 1/1.3, that is
   >= 1.3x the documents/s. The notes say where the machine's CPU went during each
   run (each service process with its children, PostgreSQL's processes, this client,
-  other processes, idle) and what that means with more cores and machines.
+  other processes and the kernel, idle) and what that means with more cores and
+  machines. A worker that got few of the devices' keep-alive connections shows as
+  such: the kernel hands a new connection to whichever worker is waiting on the
+  shared socket, not in turn.
 
 **Fleet reads** over `bench_big_peer_fleet`'s generated fleet (100,000 devices,
-2,000,000 documents; the same devices and documents on both backends) with that
-benchmark's latency measurements. The SQLite database is generated as there; the
+2,000,000 documents; the same devices and documents on both backends) and its
+request helpers. The SQLite database is generated as there; the
 PostgreSQL one is created by `PostgresStorage` (its schema), then gets the same rows
 by ``COPY`` (the unique index rebuilt after), the device summaries and counters built
 as `PostgresStorage` builds them (`fleet.summarize` of each device's newest
@@ -30,6 +33,9 @@ document), then ``VACUUM ANALYZE``: after a bulk load no page is marked all-visi
 and no hint bit is set, so the first reads would write and index-only scans would
 visit the heap, which autovacuum has long settled on a database in service. Before
 timing, both services must answer the same first fleet page and the same history page.
+Both services run at once and take turns of 10 requests (ABBA): on a shared machine
+the load of other processes comes and goes, and one backend measured after the
+other saw their ratio swing 2-3x between back-to-back runs.
 
 * **page of 100 by device name** at random places, median: PostgreSQL <= 2x SQLite;
 * **device history page of 100** at random places of the long histories: <= 2x;
