@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,11 +115,14 @@ def small_peer_info(peer_key: str, index: int, start: datetime) -> dict[str, Any
     }
 
 
-def start_service(data_dir: Path, log_path: Path, max_documents: int) -> tuple[subprocess.Popen[str], str]:
+def start_service(
+    data_dir: Path, log_path: Path, max_documents: int, extra_arguments: Sequence[str] = ()
+) -> tuple[subprocess.Popen[str], str]:
+    """The service on 127.0.0.1 (``extra_arguments`` such as ``--database URL``); its process and URL."""
     command = [
         sys.executable, "-m", "inspector.big_peer", "--host", "127.0.0.1", "--port", "0",
         "--data", str(data_dir), "--device-token", DEVICE_TOKEN, "--admin-token", ADMIN_TOKEN,
-        "--max-documents", str(max_documents), "--log-level", "WARNING",
+        "--max-documents", str(max_documents), "--log-level", "WARNING", *extra_arguments,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
