@@ -23,6 +23,11 @@ Choices, measured or reasoned:
   per device summary, one counter update. Rows are written in (peer key, time)
   order and summaries locked in peer key order, so concurrent batches never
   deadlock on each other (a deadlock or serialization failure is retried anyway).
+* Every read is one statement (the version, the total and the page together), which
+  sees one snapshot by itself and costs one round trip; pooled connections go back
+  without asyncpg's session reset (one round trip more, for state never left behind).
+  Measured against SQLite over 100,000 devices: a fleet page 2.04x -> 1.47x, a history
+  page 1.88x -> 1.36x.
 * Versions are counts, not sequence numbers: a sequence hands out numbers in
   the order transactions start, not the order they commit, so a reader could see
   version 11 before 10 exists and keep a stale ETag. A device's version is its
@@ -109,6 +114,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name_key bytea NOT NULL,
             last_updated_at text COLLATE "C" NOT NULL,
             previous_updated_at text COLLATE "C",
+            interval_ms bigint,
             received_at_ms bigint NOT NULL,
             document_count bigint NOT NULL,
             newest_seq bigint NOT NULL,
@@ -153,19 +159,20 @@ WHERE peer_key = $1 FOR UPDATE
 _INSERT_SUMMARY = """
 INSERT INTO device_summaries (
     peer_key, name_key, last_updated_at, previous_updated_at, received_at_ms, document_count, newest_seq,
-    fields, search_name, search_key, search_metadata
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    fields, search_name, search_key, search_metadata, interval_ms
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (peer_key) DO NOTHING
 """
 _UPDATE_SUMMARY = """
 UPDATE device_summaries SET
     name_key = $2, last_updated_at = $3, previous_updated_at = $4, received_at_ms = $5, document_count = $6,
-    newest_seq = $7, fields = $8, search_name = $9, search_metadata = $10
+    newest_seq = $7, fields = $8, search_name = $9, search_metadata = $10, interval_ms = $11
 WHERE peer_key = $1
 """
 # An older document arrived late: the summary stays, the counts move.
 _COUNT_LATE_DOCUMENTS = """
-UPDATE device_summaries SET document_count = $2, previous_updated_at = $3 WHERE peer_key = $1
+UPDATE device_summaries SET document_count = $2, previous_updated_at = $3, interval_ms = $4
+WHERE peer_key = $1
 """
 _ADD_TO_COUNTERS = "UPDATE counters SET documents = documents + $2, devices = devices + $3 WHERE shard = $1"
 _SPEND_NONCE = """
@@ -179,18 +186,25 @@ _COUNT_NONCES = "SELECT count(*) FROM nonces"
 
 _GLOBAL_VERSION = "SELECT coalesce(sum(documents), 0)::bigint FROM counters"
 _DEVICE_COUNT = "SELECT coalesce(sum(devices), 0)::bigint FROM counters"
-_DEVICE_VERSION = "SELECT document_count FROM device_summaries WHERE peer_key = $1"
-_SELECT_DEVICES = """
-SELECT d.body FROM device_summaries AS s JOIN documents AS d ON d.seq = s.newest_seq
-ORDER BY s.last_updated_at DESC, s.peer_key
+_SELECT_DEVICES = f"""
+SELECT ({_GLOBAL_VERSION}), coalesce((
+    SELECT array_agg(d.body ORDER BY s.last_updated_at DESC, s.peer_key)
+    FROM device_summaries AS s JOIN documents AS d ON d.seq = s.newest_seq
+), '{{}}')
 """
+_DEVICE_VERSION = "SELECT document_count FROM device_summaries WHERE peer_key = $1"
 _SELECT_LATEST = """
 SELECT s.document_count, d.body FROM device_summaries AS s JOIN documents AS d ON d.seq = s.newest_seq
 WHERE s.peer_key = $1
 """
+# One statement sees one snapshot: the version and the page agree, in one round trip.
 _SELECT_HISTORY = """
-SELECT body FROM documents WHERE peer_key = $1 AND last_updated_at < $2
-ORDER BY last_updated_at DESC LIMIT $3
+SELECT s.document_count, coalesce((
+    SELECT array_agg(page.body ORDER BY page.last_updated_at DESC) FROM (
+        SELECT body, last_updated_at FROM documents WHERE peer_key = $1 AND last_updated_at < $2
+        ORDER BY last_updated_at DESC LIMIT $3
+    ) AS page
+), '{}') FROM device_summaries AS s WHERE s.peer_key = $1
 """
 _MATCH = (
     "(position(${n}::bytea in s.search_name) > 0 OR position(${n}::bytea in s.search_key) > 0"
@@ -239,17 +253,23 @@ def _fleet_statement(sort: FleetSort, after: bool, search: bool) -> str:
         parameters += 1
         conditions.append(_MATCH.format(n=parameters))
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    order = (
-        "s.name_key, s.peer_key" if sort is FleetSort.DEVICE_NAME else "s.last_updated_at DESC, s.peer_key"
-    )
-    return (
+    order = "name_key, peer_key" if sort is FleetSort.DEVICE_NAME else "last_updated_at DESC, peer_key"
+    page = (
         "SELECT s.peer_key, s.name_key, s.last_updated_at, s.fields, s.received_at_ms, s.document_count, "
-        f"s.previous_updated_at FROM device_summaries AS s {where} ORDER BY {order} LIMIT $1"
+        f"s.interval_ms FROM device_summaries AS s {where} ORDER BY s.{order.replace(', ', ', s.')} LIMIT $1"
     )
-
-
-def _count_matches_statement() -> str:
-    return f"SELECT count(*) FROM device_summaries AS s WHERE {_MATCH.format(n=1)}"
+    total = (
+        f"SELECT count(*) FROM device_summaries AS s WHERE {_MATCH.format(n=parameters)}"
+        if search
+        else _DEVICE_COUNT
+    )
+    # One statement, one snapshot and one round trip: the version, the total and the page
+    # (no page row: one row of nulls beside the version and total).
+    return (
+        f"SELECT ({_GLOBAL_VERSION}) AS version, "
+        f"({total}) AS total, page.* FROM (SELECT 1) AS one LEFT JOIN LATERAL ({page}) AS page ON true "
+        f"ORDER BY page.{order.replace(', ', ', page.')}"
+    )
 
 
 def _utf8(text: str) -> bytes:
@@ -276,6 +296,14 @@ def _comparable_key(key: str) -> str:
 
 def _interval_ms(newest: str, previous: str | None) -> int | None:
     return None if previous is None else timestamp_ms(newest) - timestamp_ms(previous)
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What a connection goes back to the pool with: asyncpg rolls back an open transaction first.
+
+    asyncpg's own reset (unlock advisory locks, close cursors, unlisten, reset settings)
+    costs a round trip per call, for state this storage never leaves behind.
+    """
 
 
 class PostgresStorage:
@@ -328,6 +356,7 @@ class PostgresStorage:
             command_timeout=timeout * 3,  # a statement that hangs is a lost database
             # A connection that sat idle is replaced rather than found dead by a request.
             max_inactive_connection_lifetime=60.0,
+            reset=_keep_session,
         )
         try:
             async with pool.acquire(timeout=timeout) as connection:
@@ -381,7 +410,7 @@ class PostgresStorage:
             await connection.execute(_ADD_TO_COUNTERS, shard, len(stored), new_devices)
             return len(stored)
 
-        accepted = await self._transaction(write, writes=True)
+        accepted = await self._call(write, transaction=True)
         if check_nonces:
             self._next_nonce_check = time.monotonic() + self._nonce_check_seconds
         return IngestResult(accepted=accepted, duplicates=len(documents) - accepted)
@@ -395,12 +424,8 @@ class PostgresStorage:
         return None if found is None else int(found)
 
     async def devices(self) -> Versioned[list[str]]:
-        async def read(connection: asyncpg.Connection) -> Versioned[list[str]]:
-            version = await connection.fetchval(_GLOBAL_VERSION)
-            rows = await connection.fetch(_SELECT_DEVICES)
-            return Versioned(int(version), [row[0] for row in rows])
-
-        return await self._transaction(read)
+        version, bodies = await self._read(lambda c: c.fetchrow(_SELECT_DEVICES))
+        return Versioned(int(version), list(bodies))
 
     async def latest(self, peer_key: str) -> Versioned[str] | None:
         if not _storable(peer_key):
@@ -416,15 +441,8 @@ class PostgresStorage:
         if not _storable(peer_key):
             return None
         since = _AFTER_ALL_TIMESTAMPS if before is None else before
-
-        async def read(connection: asyncpg.Connection) -> Versioned[list[str]] | None:
-            version = await connection.fetchval(_DEVICE_VERSION, peer_key)
-            if version is None:
-                return None
-            rows = await connection.fetch(_SELECT_HISTORY, peer_key, since, limit)
-            return Versioned(int(version), [row[0] for row in rows])
-
-        return await self._transaction(read)
+        row = await self._read(lambda c: c.fetchrow(_SELECT_HISTORY, peer_key, since, limit))
+        return None if row is None else Versioned(int(row[0]), list(row[1]))
 
     async def fleet(self, query: FleetQuery) -> Versioned[FleetPage]:
         text = _utf8(search_form(query.text))
@@ -439,22 +457,16 @@ class PostgresStorage:
             arguments.append(text)
         statement = _fleet_statement(query.sort, query.after is not None, bool(text))
 
-        async def read(connection: asyncpg.Connection) -> tuple[int, int, list[asyncpg.Record]]:
-            version = await connection.fetchval(_GLOBAL_VERSION)
-            if text:
-                total = await connection.fetchval(_count_matches_statement(), text)
-            else:
-                total = await connection.fetchval(_DEVICE_COUNT)
-            return int(version), int(total), await connection.fetch(statement, *arguments)
-
-        version, total, rows = await self._transaction(read)
+        found = await self._read(lambda c: c.fetch(statement, *arguments))
+        version, total = int(found[0]["version"]), int(found[0]["total"])
+        rows = [row for row in found if row["peer_key"] is not None]
         page = rows[: query.limit]
         summaries = [
             render_summary(
                 row["fields"],
                 received_at_ms=row["received_at_ms"],
                 document_count=row["document_count"],
-                interval_ms=_interval_ms(row["last_updated_at"], row["previous_updated_at"]),
+                interval_ms=row["interval_ms"],
             )
             for row in page
         ]
@@ -485,30 +497,27 @@ class PostgresStorage:
 
     async def _read(self, read: Callable[[asyncpg.Connection], Awaitable[_R]]) -> _R:
         """One statement, outside a transaction (it sees one snapshot by itself)."""
-        return await self._call(read, transaction=False, writes=False)
+        return await self._call(read, transaction=False)
 
-    async def _transaction(
-        self, work: Callable[[asyncpg.Connection], Awaitable[_R]], *, writes: bool = False
-    ) -> _R:
-        """``work`` in one transaction: writes atomically, reads from one snapshot (repeatable read)."""
-        return await self._call(work, transaction=True, writes=writes)
+    async def _call(self, work: Callable[[asyncpg.Connection], Awaitable[_R]], *, transaction: bool) -> _R:
+        """``work`` on a pooled connection: a write in one transaction, a read as one statement.
 
-    async def _call(
-        self, work: Callable[[asyncpg.Connection], Awaitable[_R]], *, transaction: bool, writes: bool
-    ) -> _R:
+        Every read is a single statement, which sees one snapshot by itself (and costs one
+        round trip), so no read needs a transaction of its own.
+        """
         if self._closed:
             raise StorageClosedError("the Big Peer storage is closed")
         self._active += 1
         self._idle.clear()
         try:
-            return await self._attempts(work, transaction=transaction, writes=writes)
+            return await self._attempts(work, transaction=transaction)
         finally:
             self._active -= 1
             if self._active == 0:
                 self._idle.set()
 
     async def _attempts(
-        self, work: Callable[[asyncpg.Connection], Awaitable[_R]], *, transaction: bool, writes: bool
+        self, work: Callable[[asyncpg.Connection], Awaitable[_R]], *, transaction: bool
     ) -> _R:
         lost_connections = 0
         conflicts = 0
@@ -527,8 +536,7 @@ class PostgresStorage:
             try:
                 if not transaction:
                     return await work(connection)
-                isolation = "read_committed" if writes else "repeatable_read"
-                tx = connection.transaction(isolation=isolation, readonly=not writes)
+                tx = connection.transaction(isolation="read_committed")
                 await tx.start()
                 try:
                     result = await work(connection)
@@ -555,7 +563,7 @@ class PostgresStorage:
                 await self._pool.expire_connections()
                 # A connection cut before the commit was sent rolled back: trying again on a fresh
                 # one is safe. During the commit nobody knows; the device's retry settles it.
-                if (committing and writes) or lost_connections > 1 or self._closed:
+                if committing or lost_connections > 1 or self._closed:
                     raise StorageUnavailableError(_describe(exc)) from exc
             finally:
                 # A connection the server cut is handed back by asyncpg itself; one merely left
@@ -614,6 +622,7 @@ class PostgresStorage:
                 _utf8(summary.search_name),
                 _utf8(summary.search_key),
                 _utf8(summary.search_metadata),
+                _interval_ms(newest_at, previous),
             )
             if inserted == "INSERT 0 1":
                 return 1
@@ -626,7 +635,8 @@ class PostgresStorage:
         previous = both[1] if len(both) > 1 else None
         count = state["document_count"] + len(stored)
         if both[0] == state["last_updated_at"]:
-            await connection.execute(_COUNT_LATE_DOCUMENTS, peer_key, count, previous)
+            interval = _interval_ms(both[0], previous)
+            await connection.execute(_COUNT_LATE_DOCUMENTS, peer_key, count, previous, interval)
             return 0
         summary = summarize(_document_at(documents, peer_key, newest_at))
         await connection.execute(
@@ -641,6 +651,7 @@ class PostgresStorage:
             summary.fields,
             _utf8(summary.search_name),
             _utf8(summary.search_metadata),
+            _interval_ms(newest_at, previous),
         )
         return 0
 

@@ -70,7 +70,7 @@ import asyncpg
 import orjson
 import psutil
 
-from inspector.big_peer.fleet import summarize
+from inspector.big_peer.fleet import summarize, timestamp_ms
 from inspector.big_peer.postgres_storage import PostgresStorage, _utf8
 from inspector.big_peer.sqlite_storage import DATABASE_FILE
 from inspector.core.identity import Identity
@@ -533,6 +533,7 @@ _SUMMARY_COLUMNS = (
     "search_name",
     "search_key",
     "search_metadata",
+    "interval_ms",
 )
 
 
@@ -587,6 +588,9 @@ async def fill_postgres(fleet: Fleet, url: str) -> float:
                     _utf8(summary.search_name),
                     _utf8(summary.search_key),
                     _utf8(summary.search_metadata),
+                    None
+                    if row["previous"] is None
+                    else timestamp_ms(row["last_updated_at"]) - timestamp_ms(row["previous"]),
                 )
             )
         await connection.copy_records_to_table(
