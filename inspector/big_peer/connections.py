@@ -40,12 +40,12 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Listener", "LogThrottle", "listening_sockets", "track_requests"]
+__all__ = ["DEFAULT_ACCEPT_BATCH", "Listener", "LogThrottle", "listening_sockets", "track_requests"]
 
 _log = logging.getLogger("inspector.big_peer")
 
 _ACCEPT_BACKLOG = 1024
-_ACCEPT_BATCH = 128
+DEFAULT_ACCEPT_BATCH = 128
 # Errors of accept() that mean "out of resources": the connection stays queued for later.
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _ACCEPT_RETRY_SECONDS = 0.1
@@ -195,8 +195,16 @@ class Listener:
         max_connections: int,
         idle_timeout: float,
         log_interval: float = 10.0,
+        accept_batch: int = DEFAULT_ACCEPT_BATCH,
     ) -> None:
+        """``accept_batch``: connections taken per wakeup; 1 when processes share the sockets.
+
+        With several workers on one listening socket the kernel wakes one of them per
+        connection, but a worker that takes everything queued leaves the others idle: with
+        128 per wakeup one of two workers served all 8 benchmark devices in some runs.
+        """
         self._factory = protocol_factory
+        self._accept_batch = accept_batch
         self._max = max_connections
         self._idle_timeout = idle_timeout
         self._open: set[_Connection] = set()
@@ -263,7 +271,7 @@ class Listener:
     def _accept(self, sock: socket.socket) -> None:
         """The listening socket is readable: accept what is queued (a bounded batch, like asyncio)."""
         assert self._loop is not None
-        for _ in range(_ACCEPT_BATCH):
+        for _ in range(self._accept_batch):
             try:
                 client, _ = sock.accept()
             except (BlockingIOError, InterruptedError):

@@ -22,7 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from inspector.big_peer.app import IN_FLIGHT, JsonErrorsRequestHandler, create_app
 from inspector.big_peer.backends import StorageOpenError, describe_database, open_storage
 from inspector.big_peer.config import BigPeerConfig
-from inspector.big_peer.connections import Listener, LogThrottle
+from inspector.big_peer.connections import DEFAULT_ACCEPT_BATCH, Listener, LogThrottle
 
 __all__ = ["configure_logging", "serve", "tune_garbage_collection", "url_host"]
 
@@ -131,6 +131,8 @@ async def serve(config: BigPeerConfig, sockets: Sequence[socket.socket] | None =
             lambda: JsonErrorsRequestHandler(server, loop=loop, **protocol_options),
             max_connections=config.max_connections,
             idle_timeout=config.idle_timeout,
+            # Sockets handed over by a supervisor are shared: take one connection per wakeup.
+            accept_batch=1 if sockets is not None else DEFAULT_ACCEPT_BATCH,
         )
         try:
             if sockets is None:
