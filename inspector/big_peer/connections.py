@@ -49,6 +49,9 @@ DEFAULT_ACCEPT_BATCH = 128
 # Errors of accept() that mean "out of resources": the connection stays queued for later.
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _ACCEPT_RETRY_SECONDS = 0.1
+# Sockets shared by workers: after taking a connection while serving others, a worker leaves
+# the next ones to its siblings this long (at most 1,000 new connections a second each then).
+_SHARED_ACCEPT_PAUSE = 0.001
 # How many of the oldest unserved connections are looked at to find one to close for a new one.
 _EVICTION_CANDIDATES = 16
 
@@ -300,6 +303,12 @@ class Listener:
             task = self._loop.create_task(self._connect(client))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
+            if self._accept_batch == 1 and len(self._open) + self._starting > 1:
+                # Sockets shared with other workers: one already serving steps back a moment,
+                # so a worker that is idle takes the next connection.
+                self._loop.remove_reader(sock.fileno())
+                self._loop.call_later(_SHARED_ACCEPT_PAUSE, self._resume_accepting, sock)
+                return
 
     def _resume_accepting(self, sock: socket.socket) -> None:
         if sock in self._sockets and self._loop is not None:
