@@ -279,6 +279,21 @@ def request_head(path: str, headers: dict[str, str], method: str = "POST") -> by
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+def expect_continue_head(device: Identity, body: bytes) -> bytes:
+    """The head of ``device``'s signed write of ``body`` that waits for ``100 Continue`` to send it.
+
+    A service that answers ``100 Continue`` runs the handler, which then waits for the
+    body: a request held in flight for as long as a test needs.
+    """
+    headers = {
+        **device.request_headers("POST", WRITE_PATH, body),
+        "Authorization": f"Bearer {DEVICE_TOKEN}",
+        "Content-Length": str(len(body)),
+        "Expect": "100-continue",
+    }
+    return request_head(WRITE_PATH, headers)
+
+
 def suite_conftest(config: Any, test_file: str) -> Any:
     """The conftest module of a test file's own suite (reliability, soak...), for its counts.
 

@@ -18,6 +18,7 @@ from big_peer_harness import (
     WRITE_PATH,
     BigPeerClient,
     big_peer_command,
+    expect_continue_head,
     raw_request,
     request_head,
     service_env,
@@ -61,15 +62,9 @@ async def test_request_in_flight_finishes_during_shutdown(
     device = make_device()
     (at,) = timestamps(1)
     body = orjson.dumps({"documents": [small_peer_info(device.peer_key, at)]})
-    headers = {
-        **device.request_headers("POST", WRITE_PATH, body),
-        "Authorization": f"Bearer {DEVICE_TOKEN}",
-        "Content-Length": str(len(body)),
-        "Expect": "100-continue",
-    }
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
-        writer.write(request_head(WRITE_PATH, headers))
+        writer.write(expect_continue_head(device, body))
         # "100 Continue" means the handler runs and waits for the body: the request is in flight.
         assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
         running.process.send_signal(signal.SIGTERM)

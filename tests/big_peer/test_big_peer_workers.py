@@ -27,6 +27,7 @@ from big_peer_harness import (
     BigPeerClient,
     BigPeerProcess,
     big_peer_command,
+    expect_continue_head,
     request_head,
     service_env,
     small_peer_info,
@@ -328,15 +329,9 @@ async def test_a_request_in_flight_finishes_when_the_workers_stop(big_peer_facto
     host, port = running.url.removeprefix("http://").rsplit(":", 1)
     device = make_device()
     body = orjson.dumps({"documents": one_document(device)})
-    headers = {
-        **device.request_headers("POST", WRITE_PATH, body),
-        "Authorization": f"Bearer {DEVICE_TOKEN}",
-        "Content-Length": str(len(body)),
-        "Expect": "100-continue",
-    }
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
-        writer.write(request_head(WRITE_PATH, headers))
+        writer.write(expect_continue_head(device, body))
         # "100 Continue": a worker's handler waits for the body, the request is in flight.
         assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
         running.process.send_signal(signal.SIGTERM)
