@@ -317,6 +317,7 @@ class PostgresStorage:
         clock_ms: Callable[[], int] | None = None,
         max_nonces: int = DEFAULT_MAX_NONCES,
         nonce_check_seconds: float = 1.0,
+        acquire_timeout: float = 5.0,
     ) -> None:
         """Prefer `PostgresStorage.open`, which also creates the pool and migrates the schema."""
         self._pool = pool
@@ -324,6 +325,7 @@ class PostgresStorage:
         self._clock_ms = clock_ms or _now_ms
         self._max_nonces = max_nonces
         self._nonce_check_seconds = nonce_check_seconds
+        self._acquire_timeout = acquire_timeout
         self._next_nonce_check = 0.0
         self._closed = False
         self._active = 0
@@ -364,17 +366,14 @@ class PostgresStorage:
         except BaseException:
             await pool.close()
             raise
-        storage = cls(
+        return cls(
             pool,
             database_id,
             clock_ms=clock_ms,
             max_nonces=max_nonces,
             nonce_check_seconds=nonce_check_seconds,
+            acquire_timeout=timeout,
         )
-        storage._acquire_timeout = timeout
-        return storage
-
-    _acquire_timeout = 10.0
 
     @property
     def database_id(self) -> str:
