@@ -31,8 +31,10 @@ command's process becomes a supervisor that serves nothing itself:
 * **Failures.** A worker that cannot start stops the whole service, exit code 1;
   its own log line says why. A worker that dies later (a crash, ``kill -9``) is
   logged in one line and replaced, after a pause that doubles with each death in
-  quick succession; a replacement that cannot start is retried the same way, and
-  after `_MAX_START_FAILURES` in a row the supervisor gives up (exit code 1). The
+  quick succession; a replacement that cannot start is retried the same way. While
+  another worker serves, that goes on for as long as it takes (a database that is
+  away comes back; the serving workers answer 503 meanwhile); with none serving,
+  the supervisor gives up after `_MAX_START_FAILURES` in a row (exit code 1). The
   connections the dead worker had accepted are lost; the others are not affected.
 * **Stopping.** SIGTERM/SIGINT to the supervisor closes its sockets and passes the
   signal on to every worker, which drains as a single Big Peer does; the
@@ -107,6 +109,8 @@ class _Supervisor:
         self._sockets = sockets
         self._loop = asyncio.get_running_loop()
         self._workers: dict[int, _Worker] = {}
+        self._serving_now: set[int] = set()
+        """Numbers of the workers serving now (ready, not ended)."""
         self._keepers: list[asyncio.Task[None]] = []
         self._ending = asyncio.Event()
         """Set on a signal, or when the service cannot go on: no worker starts from then on."""
@@ -225,12 +229,14 @@ class _Supervisor:
             if serving:
                 assert worker is not None
                 start_failures = 0
+                self._serving_now.add(number)
                 _log.info("%s is serving", worker.name)
                 if not ready.done():
                     ready.set_result(True)
             if worker is not None:
                 code = await worker.process.wait()
                 del self._workers[number]
+                self._serving_now.discard(number)
                 assert worker.process.stdin is not None
                 worker.process.stdin.close()
                 if self._ending.is_set():
@@ -249,7 +255,10 @@ class _Supervisor:
                     self._fail(f"{what}: the service cannot start")
                     ready.set_result(False)
                     return
-                if start_failures >= _MAX_START_FAILURES:
+                # While another worker serves, the service is up: a replacement that cannot
+                # start (its database away, say) is tried again for as long as it takes, every
+                # _MAX_RESTART_DELAY at most. With none serving the service is down: give up.
+                if start_failures >= _MAX_START_FAILURES and not self._serving_now:
                     self._fail(f"{what}, {start_failures} times in a row: giving up")
                     return
             if self._loop.time() - started_at >= _STABLE_SECONDS:
@@ -258,6 +267,13 @@ class _Supervisor:
             quick_deaths += 1
             if serving:
                 _log.warning("%s; starting another in %g s", what, delay)
+            elif self._serving_now:
+                _log.warning(
+                    "%s (try %d; the other workers serve meanwhile); trying again in %g s",
+                    what,
+                    start_failures,
+                    delay,
+                )
             else:
                 _log.warning(
                     "%s (%d of %d tries); trying again in %g s",

@@ -247,15 +247,47 @@ async def test_a_killed_worker_loses_its_connections_only_and_is_replaced(
     assert workers_of(running)[2].pid == workers[2].pid
 
 
+async def test_a_worker_that_cannot_restart_is_retried_while_another_serves(tmp_path: Path) -> None:
+    """A replacement that cannot open the database (away for a while) never ends a service that serves.
+
+    Before, the fifth failed restart stopped every worker, the healthy one included: a
+    worker dying while PostgreSQL was down took the whole service with it for good.
+    """
+    running = start_big_peer(tmp_path / "data", tmp_path / "service.log", TWO_WORKERS)
+    try:
+        workers = workers_of(running)
+        # Worker 2 keeps the database it opened; a new worker finds a file where the directory was.
+        running.data_dir.rename(tmp_path / "moved")
+        running.data_dir.write_text("in the way")
+        workers[1].kill()
+        await eventually(
+            lambda: log_lines(running, "worker 1 (pid", "before it was ready", "(try 6;"),
+            "a sixth try to start worker 1",
+        )
+        async with aiohttp.ClientSession() as session, session.get(running.url + "/healthz") as answer:
+            assert answer.status == 200
+        running.data_dir.unlink()
+        (tmp_path / "moved").rename(running.data_dir)
+        await eventually(lambda: 1 in workers_of(running), "worker 1 serving again")
+        await eventually(lambda: log_lines(running, "worker 1 (pid", "is serving")[1:], "worker 1 serving")
+    finally:
+        code = running.stop()
+    log = running.log()
+    assert code == 0, log
+    assert "giving up" not in log
+    assert "Traceback" not in log
+
+
 def test_workers_that_keep_failing_to_start_end_the_service(tmp_path: Path) -> None:
     log_path = tmp_path / "service.log"
     running = start_big_peer(tmp_path / "data", log_path, TWO_WORKERS)
     try:
         workers = workers_of(running)
-        # Worker 2 keeps the database it opened; every new worker finds a file where the directory was.
+        # Every new worker finds a file where the directory was, and none serves any more.
         running.data_dir.rename(tmp_path / "moved")
         running.data_dir.write_text("in the way")
-        workers[1].kill()
+        for worker in workers.values():
+            worker.kill()
 
         code = running.process.wait(timeout=60)
     finally:
@@ -264,7 +296,6 @@ def test_workers_that_keep_failing_to_start_end_the_service(tmp_path: Path) -> N
     log = running.log()
     assert code == 1, log
     assert "giving up" in log
-    assert len(log_lines(running, "worker 1 (pid", "before it was ready")) == 5, log
     assert f"[worker 1] inspector.big_peer: cannot open the database in {running.data_dir}" in log
     assert "Traceback" not in log
     assert still_running(workers.values()) == []
