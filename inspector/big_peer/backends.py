@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from urllib.parse import urlsplit, urlunsplit
 
 from inspector.big_peer.config import BigPeerConfig
 from inspector.big_peer.sqlite_storage import DATABASE_FILE, SQLiteStorage
 from inspector.big_peer.storage import BigPeerStorage
 
-__all__ = ["StorageOpenError", "describe_database", "open_storage"]
+__all__ = ["StorageOpenError", "describe_database", "open_storage", "redact_url"]
+
+# scheme://user:password@ (the password may hold anything but "@" and "/")
+_USER_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:@/]*):[^@/]*@", re.IGNORECASE)
+# ?password=... or &sslpassword=... (libpq's and asyncpg's query parameters)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
 
 
 class StorageOpenError(Exception):
@@ -24,16 +29,13 @@ def describe_database(config: BigPeerConfig) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    """``url`` with every password replaced by ``***``: in the user part and in the query.
+
+    Works on the text, never on a parsed port: asyncpg accepts forms `urllib` cannot parse
+    (several hosts, ``host1:5432,host2:5432``), and a description must never fail.
+    """
+    url = _USER_PASSWORD.sub(r"\1:***@", url, count=1)
+    return _QUERY_PASSWORD.sub(r"\1***", url)
 
 
 async def open_storage(config: BigPeerConfig) -> BigPeerStorage:

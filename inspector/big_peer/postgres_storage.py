@@ -228,6 +228,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
+    # A standby that became (or still is) read-only after a failover: not this write's fault.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 # A connection cut in the middle of an operation can also leave asyncpg's protocol in a state
 # it refuses to go on from ("cannot switch to state 12; another operation is in progress").
@@ -662,8 +664,10 @@ def _document_at(documents: list[Mapping[str, Any]], peer_key: str, at: str) -> 
 
 
 def _is_lost_connection(exc: asyncpg.InterfaceError) -> bool:
-    # asyncpg's words for a connection that is gone ("connection is closed", "... was closed ...").
-    return "closed" in str(exc)
+    # asyncpg's words for a connection that is gone ("connection is closed", "... was closed ..."),
+    # or that it already took back into the pool because the server cut it.
+    text = str(exc)
+    return "closed" in text or "released back to the pool" in text
 
 
 def _describe(exc: BaseException) -> str:

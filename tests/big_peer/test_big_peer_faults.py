@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from big_peer_harness import ADMIN_TOKEN, DEVICE_TOKEN, WRITE_PATH, small_peer_info, timestamps
 
 from inspector.big_peer.app import create_app
+from inspector.big_peer.backends import describe_database
 from inspector.big_peer.config import BigPeerConfig, parse_config
 from inspector.big_peer.fleet import FleetPage, FleetQuery
 from inspector.big_peer.replay import NonceClaim
@@ -116,3 +117,21 @@ def test_unusable_options_exit_with_code_2(args: list[str], capsys: pytest.Captu
 
     assert caught.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://root@127.0.0.1:5432/db", "postgresql://root@127.0.0.1:5432/db"),
+        ("postgresql://bp:s3cret@db.internal:5432/fleet", "postgresql://bp:***@db.internal:5432/fleet"),
+        ("postgresql://bp@h/db?password=s3cret&ssl=require", "postgresql://bp@h/db?password=***&ssl=require"),
+        ("postgres://bp:a@h/db?sslpassword=k", "postgres://bp:***@h/db?sslpassword=***"),
+        # Forms urllib cannot parse (several hosts, a broken address) are still described.
+        ("postgresql://bp:s3cret@h1:5432,h2:5432/db", "postgresql://bp:***@h1:5432,h2:5432/db"),
+        ("postgresql://bp:s3cret@[::1/db", "postgresql://bp:***@[::1/db"),
+    ],
+)
+def test_a_database_url_is_logged_without_its_passwords(url: str, shown: str) -> None:
+    config = BigPeerConfig(device_token="d", admin_token="a", database_url=url)
+
+    assert describe_database(config) == shown

@@ -37,9 +37,10 @@ from big_peer_harness import (
     start_big_peer,
     timestamps,
 )
-from postgres_harness import TestDatabases, run_in_thread, with_database, with_port
+from postgres_harness import TestDatabases, database_name, run_in_thread, with_database, with_port
 
 from inspector.big_peer.postgres_storage import SCHEMA_VERSION, PostgresStorage, SchemaTooNewError
+from inspector.big_peer.storage import StorageUnavailableError
 from inspector.core.identity import Identity
 
 pytestmark = pytest.mark.timeout(120)
@@ -563,3 +564,26 @@ def test_an_unreachable_database_is_a_clear_failure(
 
     assert result.returncode == 1
     assert_one_line_reason(result, "cannot open the database", reason)
+
+
+async def test_a_database_turned_read_only_is_unavailable_not_a_fault(postgres, make_device) -> None:
+    """What a failover to a standby looks like to a write: refused as read-only. 503, never 500."""
+    url = postgres.database()
+    storage = await PostgresStorage.open(url)
+    try:
+        device = make_device()
+        first, second = timestamps(2)
+        await storage.ingest([small_peer_info(device.peer_key, first)])
+        admin = await asyncpg.connect(url)
+        try:
+            name = database_name(url)
+            await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        finally:
+            await admin.close()
+        await storage._pool.expire_connections()  # new sessions take the setting
+
+        with pytest.raises(StorageUnavailableError):
+            await storage.ingest([small_peer_info(device.peer_key, second)])
+        assert await storage.version(device.peer_key) == 1  # reads go on
+    finally:
+        await storage.close()
