@@ -168,9 +168,9 @@ MAX_HISTORY_LIMIT = 1000
 MIN_BODY_BYTES_PER_SECOND = 16 * 1024
 """A body may take ``--idle-timeout`` plus one second per this many bytes to arrive."""
 BUFFERED_BODIES_FACTOR = 8
+"""Write bodies held in memory at once are bounded to this many times ``--max-body-bytes``."""
 DATABASE_RETRY_AFTER_SECONDS = 2
 """``Retry-After`` of a ``503 database_unavailable``: a database restart takes seconds."""
-"""Write bodies held in memory at once are bounded to this many times ``--max-body-bytes``."""
 _WWW_AUTHENTICATE = 'Bearer realm="inspector-big-peer"'
 # Part of every ETag: a new revision of what the reads answer must not match an old tag.
 _ANSWER_REVISION = "1"

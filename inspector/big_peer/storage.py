@@ -1,10 +1,11 @@
 """Where the Big Peer keeps small peer info: the storage interface every backend implements.
 
 The HTTP handlers only see `BigPeerStorage`; all SQL lives in the backends
-(`sqlite_storage.SQLiteStorage`, `postgres_storage.PostgresStorage`; `open_storage`
-picks one from the configuration). What is shared between processes serving one database lives in the
-database itself: the documents, each device's summary, the replay guard, and the
-change versions the HTTP layer derives its ETags from.
+(`sqlite_storage.SQLiteStorage`, `postgres_storage.PostgresStorage`;
+`backends.open_storage` picks one from the configuration). What is shared between
+processes serving one database lives in the database itself: the documents, each
+device's summary, the replay guard, and the change versions the HTTP layer derives
+its ETags from.
 
 Contract of every backend:
 

@@ -39,8 +39,8 @@ _P = ParamSpec("_P")
 Migration = Callable[[sqlite3.Connection], None] | str
 """One step of a schema: SQL text (a script) or a function of the connection; run in one transaction."""
 
-# Primary result codes (the low byte of an extended code).
 _MIGRATION_ATTEMPTS = 3
+# Primary result codes (the low byte of an extended code).
 _SQLITE_PERM = 3
 _SQLITE_READONLY = 8
 _SQLITE_IOERR = 10
