@@ -279,19 +279,42 @@ def request_head(path: str, headers: dict[str, str], method: str = "POST") -> by
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def expect_continue_head(device: Identity, body: bytes) -> bytes:
-    """The head of ``device``'s signed write of ``body`` that waits for ``100 Continue`` to send it.
+async def write_across_shutdown(
+    running: BigPeerProcess, device: Identity, body: bytes
+) -> tuple[bytes, bytes]:
+    """Send a write's head, stop the service, then its body: the answer's head and body.
 
-    A service that answers ``100 Continue`` runs the handler, which then waits for the
-    body: a request held in flight for as long as a test needs.
+    The write asks for ``100 Continue``: once that arrives its handler runs and waits for
+    the body, so the request is in flight when SIGTERM comes. The body is sent only once
+    the service refuses new connections (it is shutting down), which is when an honest
+    drain must still finish it.
     """
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
     headers = {
         **device.request_headers("POST", WRITE_PATH, body),
         "Authorization": f"Bearer {DEVICE_TOKEN}",
         "Content-Length": str(len(body)),
         "Expect": "100-continue",
     }
-    return request_head(WRITE_PATH, headers)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request_head(WRITE_PATH, headers))
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+        running.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                _, probe = await asyncio.open_connection(host, int(port))
+            except ConnectionRefusedError:
+                break
+            probe.close()
+            assert time.monotonic() < deadline, "the service kept accepting connections after SIGTERM"
+            await asyncio.sleep(0.02)
+        writer.write(body)
+        head = await reader.readuntil(b"\r\n\r\n")
+        return head, await reader.read()
+    finally:
+        writer.close()
 
 
 def suite_conftest(config: Any, test_file: str) -> Any:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -18,12 +16,12 @@ from big_peer_harness import (
     WRITE_PATH,
     BigPeerClient,
     big_peer_command,
-    expect_continue_head,
     raw_request,
     request_head,
     service_env,
     small_peer_info,
     timestamps,
+    write_across_shutdown,
 )
 
 pytestmark = pytest.mark.timeout(90)
@@ -58,32 +56,12 @@ async def test_request_in_flight_finishes_during_shutdown(
     big_peer_factory, session: aiohttp.ClientSession, make_device
 ) -> None:
     running = big_peer_factory()
-    host, port = running.url.removeprefix("http://").rsplit(":", 1)
     device = make_device()
     (at,) = timestamps(1)
     body = orjson.dumps({"documents": [small_peer_info(device.peer_key, at)]})
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        writer.write(expect_continue_head(device, body))
-        # "100 Continue" means the handler runs and waits for the body: the request is in flight.
-        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
-        running.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                _, probe = await asyncio.open_connection(host, int(port))
-            except ConnectionRefusedError:
-                break
-            probe.close()
-            await asyncio.sleep(0.02)
-        else:
-            pytest.fail("the service kept accepting connections after SIGTERM")
 
-        writer.write(body)
-        head = await reader.readuntil(b"\r\n\r\n")
-        answer = await reader.read()
-    finally:
-        writer.close()
+    head, answer = await write_across_shutdown(running, device, body)
+
     assert head.startswith(b"HTTP/1.1 200"), head + answer
     assert orjson.loads(answer) == {"accepted": 1, "duplicates": 0}
     assert running.stop() == 0

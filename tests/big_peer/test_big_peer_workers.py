@@ -27,12 +27,12 @@ from big_peer_harness import (
     BigPeerClient,
     BigPeerProcess,
     big_peer_command,
-    expect_continue_head,
     request_head,
     service_env,
     small_peer_info,
     start_big_peer,
     timestamps,
+    write_across_shutdown,
 )
 
 pytestmark = pytest.mark.timeout(90)
@@ -357,33 +357,10 @@ def test_a_signal_stops_every_worker_and_leaves_no_process_behind(
 
 async def test_a_request_in_flight_finishes_when_the_workers_stop(big_peer_factory, make_device) -> None:
     running = big_peer_factory(extra_args=TWO_WORKERS)
-    host, port = running.url.removeprefix("http://").rsplit(":", 1)
     device = make_device()
     body = orjson.dumps({"documents": one_document(device)})
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        writer.write(expect_continue_head(device, body))
-        # "100 Continue": a worker's handler waits for the body, the request is in flight.
-        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
-        running.process.send_signal(signal.SIGTERM)
 
-        async def refused() -> bool:
-            try:
-                _, probe = await asyncio.open_connection(host, int(port))
-            except ConnectionRefusedError:
-                return True
-            probe.close()
-            return False
-
-        deadline = time.monotonic() + 20
-        while not await refused():
-            assert time.monotonic() < deadline, "the service kept accepting connections after SIGTERM"
-            await asyncio.sleep(0.02)
-        writer.write(body)
-        head = await reader.readuntil(b"\r\n\r\n")
-        answer = await reader.read()
-    finally:
-        writer.close()
+    head, answer = await write_across_shutdown(running, device, body)
 
     assert head.startswith(b"HTTP/1.1 200"), head + answer
     assert orjson.loads(answer) == {"accepted": 1, "duplicates": 0}
