@@ -6,7 +6,9 @@ import urllib.request
 import pytest
 from big_peer_harness import ADMIN_TOKEN, DEVICE_TOKEN, start_big_peer
 
-from inspector.gui.timeline import Column
+from inspector.gui.tasks import TaskSet
+from inspector.gui.timeline import Column, TimelineModel
+from inspector.history import LocalHistory
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
 
@@ -91,3 +93,37 @@ def test_acknowledged_documents_show_as_sent(make_ditto, make_window, tmp_path, 
         "1 document acknowledged since the peer opened"
         in window.status_bar.replication_label.toolTip().splitlines()
     )
+
+
+def test_a_row_acknowledged_before_it_is_shown_says_sent(make_ditto, tmp_path, qtbot, run, big_peer):
+    """The Big Peer answers in milliseconds; rows wait to be inserted together (here for 30 s).
+
+    The acknowledgement arrived while the row still waited, and was lost: every row of a
+    live, connected peer said "queued" for good.
+    """
+    peer = make_ditto(tmp_path / "fast", big_peer_url=big_peer.url, big_peer_token=DEVICE_TOKEN)
+    tasks = TaskSet()
+    history = LocalHistory(peer)
+    model = TimelineModel(history, tasks, peer.clock, flush_delay=30.0)
+    model.start()
+    qtbot.waitUntil(lambda: model.timeline.loaded)
+
+    def shown(row: int) -> str:
+        return model.data(model.index(row, Column.REPLICATION))
+
+    peer.small_peer_info.is_enabled = True  # a first document, kept here: its page is read
+    qtbot.waitUntil(lambda: peer.small_peer_info.last_collected_at is not None)
+    model.timeline.flush()
+    qtbot.waitUntil(lambda: shown(0) == "local only")
+    run(peer.small_peer_info.set_sync_scope("BigPeerOnly"))
+    run(peer.small_peer_info.collect_now())
+    # Sharing collects a document at once, collect_now another: both acknowledged while waiting.
+    qtbot.waitUntil(lambda: peer.replication_status.acknowledged == 2)
+    assert model.rowCount() == 1
+
+    model.timeline.flush()
+
+    assert [shown(row) for row in range(3)] == ["sent", "sent", "local only"]
+    model.shutdown()
+    history.close()
+    run(tasks.wait_cancelled())
