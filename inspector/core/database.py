@@ -39,7 +39,7 @@ _P = ParamSpec("_P")
 Migration = Callable[[sqlite3.Connection], None] | str
 """One step of a schema: SQL text (a script) or a function of the connection; run in one transaction."""
 
-_MIGRATION_ATTEMPTS = 3
+_OPEN_ATTEMPTS = 5
 # Primary result codes (the low byte of an extended code).
 _SQLITE_PERM = 3
 _SQLITE_READONLY = 8
@@ -285,30 +285,32 @@ class SQLiteWorker:
                     f"(schema {version}; this one knows {len(self._migrations)}). "
                     "Upgrade the program, or choose another directory.",
                 )
-            if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                raise sqlite3.OperationalError("unable to open database file (no write-ahead log)")
-            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            self._migrate_all(connection, version)
+            self._prepare(connection, version)
         except BaseException:
             connection.close()
             raise
         self._connection = connection
 
-    def _migrate_all(self, connection: sqlite3.Connection, version: int) -> None:
-        """Bring the schema from ``version`` to the newest, retrying when a concurrent opener holds a lock.
+    def _prepare(self, connection: sqlite3.Connection, version: int) -> None:
+        """Switch to WAL and bring the schema from ``version`` to the newest, again if a lock was refused.
 
-        Processes starting together on one new file (Big Peer workers) wait for each other's
-        write lock; under heavy load SQLite still answered "database is locked" once in a
-        full test run, so a locked migration is tried again (each step re-reads the version
-        under the lock, so trying again never repeats a step another process made).
+        Openers of one new file (Big Peer workers starting together) wait for each other's
+        locks, but SQLite refuses one of two at once, busy timeout or not, where waiting
+        would deadlock: two switching the file to WAL together (seen once in a full CI run),
+        or two upgrading to the write lock. The refused one tries again after a moment;
+        each migration step re-reads the version under the lock, so trying again never
+        repeats a step another process made.
         """
-        for attempt in range(_MIGRATION_ATTEMPTS):
+        for attempt in range(_OPEN_ATTEMPTS):
             try:
+                if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                    raise sqlite3.OperationalError("unable to open database file (no write-ahead log)")
+                connection.execute(f"PRAGMA synchronous = {self._synchronous}")
                 for target in range(version + 1, len(self._migrations) + 1):
                     self._migrate(connection, target, self._migrations[target - 1])
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == _MIGRATION_ATTEMPTS - 1:
+                if "locked" not in str(exc) or attempt == _OPEN_ATTEMPTS - 1:
                     raise
                 time.sleep(0.1 * (attempt + 1))
 
