@@ -1,5 +1,6 @@
 """The built wheel carries the top-level resources/ and both entry points."""
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -35,3 +36,17 @@ def test_wheel_declares_the_entry_points(wheel):
     text = wheel.read(entry_points).decode()
     assert "small-peer-inspector = inspector.__main__:main" in text
     assert "inspector-big-peer = inspector.big_peer.__main__:main" in text
+
+
+def test_wheel_carries_the_compiled_proof_not_its_source(wheel):
+    names = set(wheel.namelist())
+    assert "inspector/core/_plainjson.c" not in names
+    assert "inspector/core/_plainjson_build.py" not in names
+    assert "inspector/core/_plainjson.pyi" in names
+    compiled = [n for n in names if n.startswith("inspector/core/_plainjson.") and n.endswith(".so")]
+    if not compiled and os.environ.get("CI") != "true":
+        pytest.skip("no C compiler here: the wheel is pure Python")
+    assert len(compiled) == 1
+    # A wheel with a compiled module is tagged for its platform, never py3-none-any.
+    (wheel_info,) = [n for n in names if n.endswith(".dist-info/WHEEL")]
+    assert "Tag: py3-none-any" not in wheel.read(wheel_info).decode()

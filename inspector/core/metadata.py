@@ -13,15 +13,18 @@ Text is parsed by orjson and re-encoded compactly (the size is exact); the level
 the parsed value are counted by ``gc.get_referents`` (the exact depth is measured when
 first asked for, or when the value comes near the limit); integer literals too long
 for 64 bits, which orjson would turn into floats, are looked for only when the encoding
-has a float of that magnitude. A dict is proved plain first, one nesting level at a
-time: every object is
-an exact ``dict``/``list``/``str``/``int``/``float``/``bool``/``None`` (orjson would
-silently turn NaN into ``null``, tuples into arrays, UUIDs and enums into their values),
-floats are finite, and the characters of its strings and keys, counted each time a
-shared object occurs, are bounded, so the encoding cannot blow up. Only then is it
-encoded, with orjson options that make every other type raise. A lower bound of the
-encoded size is kept on the way: a value is refused as too large as soon as that bound
-reaches the limit, before its large parts are looked at.
+has a float of that magnitude. A dict is proved plain first: every object is an exact
+``dict``/``list``/``str``/``int``/``float``/``bool``/``None`` (orjson would silently
+turn NaN into ``null``, tuples into arrays, UUIDs and enums into their values), floats
+are finite, and the characters of its strings and keys, counted each time a shared
+object occurs, are bounded, so the encoding cannot blow up. Only then is it encoded,
+with orjson options that make every other type raise. A lower bound of the encoded size
+is kept on the way: a value is refused as too large as soon as that bound reaches the
+limit, before its large parts are looked at. The proof is a walk in C
+(``_plainjson.scan``, built with the package, a few nanoseconds per node) or, where the
+package was installed without a C compiler, `_plain_depth`'s walk one nesting level at a
+time with C calls over whole levels (same answers, about 2-3x slower on records of
+short strings, where a Python call per record costs more than orjson's encoding of it).
 
 Decisions where the contract is silent (also in the README):
 
@@ -53,7 +56,7 @@ import json
 import math
 import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from functools import cached_property
 from itertools import accumulate, compress, count, islice, repeat
@@ -62,6 +65,11 @@ from typing import Any
 import orjson
 
 from inspector.core.errors import MetadataValidationError, MetadataValidationReason
+
+try:
+    from inspector.core._plainjson import scan as _compiled_scan
+except ImportError:  # installed without a C compiler: `_plain_depth` walks in Python instead
+    _compiled_scan = None  # type: ignore[assignment]
 
 __all__ = [
     "MAX_METADATA_DEPTH",
@@ -91,6 +99,7 @@ _CHAR_CAP = 4 * _LIMIT
 # Texts longer than this are measured before being parsed.
 _MEASURE_TEXT_CHARS = 8 * _LIMIT
 # Subclasses of str/int/dict/list, datetimes and dataclasses raise instead of being converted.
+_c_scan: Callable[[object, int, int], int] | None = _compiled_scan
 _STRICT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -489,7 +498,20 @@ def _plain_depth(value: dict[str, Any]) -> int | None:
     SIZE_LIMIT_EXCEEDED as soon as a lower bound of the compact size reaches the limit,
     so a huge value costs no more than its first levels. None sends the value to
     `_plain_copy`, which rebuilds or explains it.
+
+    The compiled ``_plainjson.scan`` answers when it is there; the walk below is its
+    fallback and its reference (the tests hold the two to the same answers).
     """
+    if _c_scan is not None:
+        found = _c_scan(value, MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES)
+        if found < 0:
+            _check_lower_bound(-found)
+        return found or None
+    return _plain_depth_in_python(value)
+
+
+def _plain_depth_in_python(value: dict[str, Any]) -> int | None:
+    """`_plain_depth` without the compiled walk: one nesting level at a time, C calls over whole levels."""
     dicts: list[dict[str, Any]] = [value]
     lists: list[list[Any]] = []
     depth = 1

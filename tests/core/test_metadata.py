@@ -16,6 +16,9 @@ from inspector import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES, MetadataValid
 from inspector import MetadataValidationReason as R
 from inspector.core.metadata import validate
 
+# Every test runs with the compiled proof of plain JSON and with its Python fallback.
+pytestmark = pytest.mark.usefixtures("plain_proof")
+
 
 def reason(value):
     with pytest.raises(MetadataValidationError) as info:

@@ -18,12 +18,16 @@ import re
 import uuid
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inspector import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES, MetadataValidationError
 from inspector import MetadataValidationReason as R
 from inspector.core.metadata import validate
+
+# Every test runs with the compiled proof of plain JSON and with its Python fallback.
+pytestmark = pytest.mark.usefixtures("plain_proof")
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

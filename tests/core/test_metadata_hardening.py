@@ -16,6 +16,9 @@ from inspector import MAX_METADATA_SIZE_BYTES, MetadataValidationError
 from inspector import MetadataValidationReason as R
 from inspector.core.metadata import validate
 
+# Every test runs with the compiled proof of plain JSON and with its Python fallback.
+pytestmark = pytest.mark.usefixtures("plain_proof")
+
 MB = 1_000_000
 
 

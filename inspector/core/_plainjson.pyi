@@ -1,0 +1,3 @@
+"""The compiled proof that a value is plain JSON (see _plainjson.c); optional."""
+
+def scan(value: object, max_depth: int, limit: int, /) -> int: ...
