@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, 
 
 from inspector.gui.highlighting import JsonHighlighter, follow_palette
 from inspector.gui.tasks import TaskSet
-from inspector.gui.text_loading import ProgressiveText
+from inspector.gui.text_loading import ProgressiveText, exact_text
 from inspector.history.source import HistorySource
 
 __all__ = ["DIFF_CONTEXT_LINES", "DocumentPanel", "document_diff"]
@@ -181,7 +181,7 @@ class DocumentPanel(QWidget):
         return self._text.loading
 
     def shown_text(self) -> str:
-        return self.view.toPlainText()
+        return exact_text(self.view)
 
     def copy(self) -> None:
         """Put what is shown on the clipboard."""

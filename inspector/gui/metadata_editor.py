@@ -70,7 +70,7 @@ from inspector.core.small_peer_info import SmallPeerInfo
 from inspector.gui.formatting import format_bytes
 from inspector.gui.highlighting import JsonHighlighter, follow_palette, is_dark_palette
 from inspector.gui.tasks import TaskSet
-from inspector.gui.text_loading import ProgressiveText
+from inspector.gui.text_loading import ProgressiveText, exact_text
 
 __all__ = [
     "LONG_PASTE_LINE",
@@ -429,7 +429,7 @@ class MetadataEditorPanel(QWidget):
         panel has a task set to run it); the status says "validating…" meanwhile.
         """
         self._debounce.stop()
-        text = self.editor.toPlainText()
+        text = exact_text(self.editor)
         if len(text) > OFFLOAD_CHARS and self._tasks is not None:
             self._validating = self._revision
             self._set_status("validating…", "pending", f"{len(text):,} characters")
@@ -443,7 +443,7 @@ class MetadataEditorPanel(QWidget):
         if self._debounce.isActive() or self._validating is not None:
             self._debounce.stop()
             self._validating = None
-            self._show(_outcome(self.editor.toPlainText()))
+            self._show(_outcome(exact_text(self.editor)))
 
     async def _validate_elsewhere(self, text: str, revision: int) -> None:
         if self._executor is None:
@@ -572,7 +572,7 @@ class MetadataEditorPanel(QWidget):
         if self._valid is None:
             return
         text = pretty_json(self._valid.encoded)
-        if text != self.editor.toPlainText():
+        if text != exact_text(self.editor):
             self._replace_text(text)
 
     def _replace_text(self, text: str) -> None:

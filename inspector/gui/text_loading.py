@@ -23,12 +23,23 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit
 
-__all__ = ["REMOVE_SLICE_CHARS", "SLICE_CHARS", "ProgressiveText"]
+__all__ = ["REMOVE_SLICE_CHARS", "SLICE_CHARS", "ProgressiveText", "exact_text"]
 
 SLICE_CHARS = 12 * 1024
 """About 3 ms of Qt's work per slice."""
 REMOVE_SLICE_CHARS = 4 * SLICE_CHARS
 """Characters of a replaced selection removed per turn: about 2 ms of Qt's work (removing is cheap)."""
+
+
+def exact_text(editor: QPlainTextEdit) -> str:
+    """The editor's text character for character, lines ending in ``\n``.
+
+    ``toPlainText()`` is not: it turns every no-break space (U+00A0) into a space and a
+    line separator (U+2028) into a line end, so JSON holding either in a string would be
+    validated and applied changed (or, for U+2028, refused as a control character in a
+    string). The raw text keeps both; only its paragraph separators are the line ends.
+    """
+    return editor.document().toRawText().replace("\u2029", "\n")
 
 
 class ProgressiveText(QObject):

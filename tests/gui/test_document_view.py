@@ -99,6 +99,16 @@ def test_copy_puts_the_document_on_the_clipboard(window, ditto, qtbot, run):
     assert window.statusBar().currentMessage() == "Copied the document #1 to the clipboard."
 
 
+def test_copy_keeps_no_break_spaces_and_line_separators(window, ditto, qtbot, run):
+    # toPlainText() would copy U+00A0 as a space and U+2028 as a line end (then not even JSON).
+    newest, _ = collected(window, ditto, qtbot, run, {"name": "a\u00a0b", "note": "x\u2028y"})
+    select(window, qtbot, 0)
+
+    qtbot.mouseClick(window.document_panel.copy_button, Qt.MouseButton.LeftButton)
+
+    assert orjson.loads(QGuiApplication.clipboard().text()) == newest
+
+
 def test_copy_in_diff_mode_copies_the_diff(window, ditto, qtbot, run):
     collected(window, ditto, qtbot, run, {"a": 1})
     select(window, qtbot, 0)

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 from inspector import MAX_METADATA_SIZE_BYTES
 from inspector.gui import metadata_editor
-from inspector.gui.text_loading import REMOVE_SLICE_CHARS, SLICE_CHARS
+from inspector.gui.text_loading import REMOVE_SLICE_CHARS, SLICE_CHARS, exact_text
 
 
 def type_text(qtbot, editor: QPlainTextEdit, text: str):
@@ -479,13 +479,13 @@ def test_a_megabyte_line_is_parsed_pretty_printed_and_put_in_each_in_turns_of_th
             work[turn].append(("encode", len(encoded)))
             return encoded
 
-    def read_all():
-        text = QPlainTextEdit.toPlainText(panel.editor)
+    def read_all(editor):
+        text = exact_text(editor)
         work[turn].append(("read", len(text)))
         return text
 
     monkeypatch.setattr(metadata_editor, "orjson", RecordingOrjson)
-    monkeypatch.setattr(panel.editor, "toPlainText", read_all)
+    monkeypatch.setattr(metadata_editor, "exact_text", read_all)
     panel.editor.document().contentsChange.connect(
         lambda _at, removed, added: work[turn].append(("edit", removed + added))
     )
@@ -601,3 +601,18 @@ def test_nothing_can_be_applied_while_the_peers_new_value_loads(window, ditto, q
     assert json.loads(panel.editor.toPlainText()) == new
     assert panel.status.text().startswith("valid")
     assert not panel.apply_button.isEnabled() and panel.format_button.isEnabled()
+
+
+def test_no_break_spaces_and_line_separators_in_strings_reach_the_peer_unchanged(window, ditto, qtbot):
+    # QPlainTextEdit.toPlainText() turns U+00A0 into a space and U+2028 into a line end: the
+    # value applied would differ from the one shown, or valid JSON be refused.
+    panel = window.metadata_panel
+    value = {"name": "Zoë\u00a0Müller", "note": "first\u2028second"}
+    panel.editor.setFocus()
+    panel.editor.selectAll()
+    panel.editor.insertPlainText(json.dumps(value, ensure_ascii=False))
+    qtbot.waitUntil(panel.apply_button.isEnabled)
+
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+
+    assert ditto.small_peer_info.metadata == value
