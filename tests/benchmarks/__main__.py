@@ -14,9 +14,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from tests.benchmarks.common import Result, print_table
 
 HERE = Path(__file__).resolve().parent
+
+
+def settle(busy_percent: float = 15.0, patience: float = 30.0) -> None:
+    """Wait (at most ``patience`` s) until the machine is quiet: what one benchmark leaves behind
+    (a server flushing, a process exiting) must not be measured by the next one."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if psutil.cpu_percent(interval=1.0) < busy_percent:
+            return
+    print(f"   (the machine stayed over {busy_percent:.0f}% busy for {patience:.0f} s: measuring anyway)")
 
 
 def main() -> int:
@@ -46,6 +58,7 @@ def main() -> int:
             if args.keep is not None and '"--keep"' in module.read_text():
                 command += ["--keep", str(args.keep.resolve() / module.stem)]
             print(f"== {module.stem}", flush=True)
+            settle()
             started = time.perf_counter()
             code = subprocess.call(command, cwd=HERE.parent.parent)
             print(f"   ({time.perf_counter() - started:.0f} s, exit {code})", flush=True)
