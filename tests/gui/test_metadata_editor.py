@@ -519,7 +519,11 @@ def test_long_lines_are_found_wherever_they_are():
     assert not has_long_line("x" * limit)
     assert has_long_line("x" * (limit + 1))
     assert not has_long_line("\n".join(["x" * limit] * 3))
-    assert not has_long_line("x" * (limit - 1) + "\r\n" + "y" * (limit - 1) + "\r\n")  # the \r counts
+    assert not has_long_line("x" * (limit - 1) + "\r\n" + "y" * (limit - 1) + "\r\n")
+    # Qt starts a new line at a lone \r and at U+2029 too (a paste from an old Mac, a word processor).
+    assert not has_long_line("note line\r" * 8_000)
+    assert not has_long_line("note line\u2029" * 8_000)
+    assert has_long_line("note\r" + "x" * (limit + 1))
     assert has_long_line("x" * (limit + 1) + "\nshort")
     assert has_long_line("short\n" + "x" * (limit + 1) + "\nshort")
     assert has_long_line("short\nshort\n" + "é" * (limit + 1))
