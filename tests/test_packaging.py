@@ -50,3 +50,28 @@ def test_wheel_carries_the_compiled_proof_not_its_source(wheel):
     # A wheel with a compiled module is tagged for its platform, never py3-none-any.
     (wheel_info,) = [n for n in names if n.endswith(".dist-info/WHEEL")]
     assert "Tag: py3-none-any" not in wheel.read(wheel_info).decode()
+
+
+def _build_without_a_compiler(out, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CC": "false", **env},
+        check=False,
+    )
+
+
+def test_without_a_compiler_the_wheel_is_pure_python_and_says_so(tmp_path):
+    built = _build_without_a_compiler(tmp_path)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl")
+    assert "falls back to pure Python" in built.stdout + built.stderr
+
+
+def test_a_build_that_requires_the_compiled_proof_fails_without_a_compiler(tmp_path):
+    built = _build_without_a_compiler(tmp_path, INSPECTOR_REQUIRE_COMPILED="1")
+    assert built.returncode != 0
+    assert "INSPECTOR_REQUIRE_COMPILED=1" in built.stdout + built.stderr
+    assert not list(tmp_path.glob("*.whl"))

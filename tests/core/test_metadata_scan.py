@@ -10,7 +10,9 @@ import collections
 import enum
 import math
 import os
+import sys
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
@@ -33,6 +35,17 @@ def test_the_compiled_proof_is_built_where_ci_runs():
         pytest.skip("not under CI, and this installation has no C compiler")
     assert scan is not None
     assert metadata._c_scan is scan
+
+
+def test_the_compiled_module_is_not_older_than_its_source():
+    # An edit to _plainjson.c takes effect only after `pip install -e .` builds it again.
+    source = Path(metadata.__file__).with_name("_plainjson.c")
+    if scan is None or not source.exists():
+        pytest.skip("no compiled module, or an installed package without the C source")
+    compiled = Path(sys.modules["inspector.core._plainjson"].__file__)
+    assert compiled.stat().st_mtime >= source.stat().st_mtime, (
+        f"{compiled.name} is older than {source.name}: run `pip install -e .` again"
+    )
 
 
 class Color(enum.Enum):
