@@ -26,8 +26,9 @@ from inspector import MAX_METADATA_DEPTH, MAX_METADATA_SIZE_BYTES, MetadataValid
 from inspector import MetadataValidationReason as R
 from inspector.core.metadata import validate
 
-# Every test runs with the compiled proof of plain JSON and with its Python fallback.
-pytestmark = pytest.mark.usefixtures("plain_proof")
+# Tests of Python values run with the compiled proof of plain JSON and with its Python
+# fallback; JSON text never reaches either.
+with_both_proofs = pytest.mark.usefixtures("plain_proof")
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -266,12 +267,14 @@ def nest(levels, leaf, kind):
     return leaf
 
 
+@with_both_proofs
 @FUZZ
 @given(objects)
 def test_any_value_is_judged_like_the_rules_say(value):
     agrees(value, *(judge_text(value) if isinstance(value, str) else judge(value)))  # a str is JSON text
 
 
+@with_both_proofs
 @FUZZ
 @given(
     st.integers(min_value=0, max_value=3 * MAX_METADATA_DEPTH),
@@ -285,6 +288,7 @@ def test_any_depth_is_judged_like_the_rules_say(levels, kind, leaf):
     agrees(text, *judge_text(text))
 
 
+@with_both_proofs
 def test_a_cycle_at_any_depth_is_refused():
     for levels in (0, 1, 10, MAX_METADATA_DEPTH - 2, MAX_METADATA_DEPTH + 10):
         inner = []
@@ -336,6 +340,7 @@ json_values = st.recursive(plain_leaves, containers, max_leaves=20)
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=6)
 
 
+@with_both_proofs
 @FUZZ
 @given(json_objects)
 def test_text_and_value_agree(value):
