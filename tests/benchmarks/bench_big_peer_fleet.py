@@ -367,8 +367,23 @@ class Measured:
     pages_under_load: int = 0
 
 
+def warm_page_cache(data_dir: Path) -> None:
+    """Read the database files once, so both fleets are measured from the page cache.
+
+    As on a Big Peer that has been serving its fleet. This machine's kernel reclaims page
+    cache that sat idle (DAMON): measured right after an idle spell, the big fleet's pages
+    came from disk, median 2.6-3.7 ms (max 238 ms) against 1.3-1.5 ms warm.
+    """
+    for path in sorted(data_dir.iterdir()):
+        if path.is_file():
+            with path.open("rb", buffering=0) as file:
+                while file.read(8 << 20):
+                    pass
+
+
 async def measure(fleet: Fleet, workdir: Path, samples: int, *, full: bool) -> Measured:
     rng = random.Random(42)
+    warm_page_cache(fleet.data_dir)
     process, url = start_service(fleet.data_dir, workdir / f"service-{fleet.devices}.log", 1000)
     try:
         connector = aiohttp.TCPConnector(limit=1)
