@@ -5,8 +5,8 @@ tagged for the platform it was built on. The compiler and linker are the ones th
 Python was built with (``sysconfig``; ``$CC`` and ``$LDSHARED`` override), as for any C
 extension, and need Python's headers (Debian: ``python3-dev``). Without a working C compiler
 the build goes on with a warning and the package is pure Python: `inspector.core.metadata`
-then proves values with its own walk, which gives the same answers more slowly (about 2x
-slower on records of short strings). Set ``INSPECTOR_REQUIRE_COMPILED=1`` to make that
+then proves values with its own walk, which gives the same answers more slowly (validation
+about 3x slower on records of short strings). Set ``INSPECTOR_REQUIRE_COMPILED=1`` to make that
 a build error instead (``.ci/run`` does: pip shows a build hook's warnings only with
 ``-v``); the tests also require the compiled module under ``CI=true``. Free-threaded
 builds of Python are not served: the walk's safety rests on holding the GIL.

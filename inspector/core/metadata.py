@@ -1,11 +1,11 @@
 """Validates small peer info metadata: a JSON object, compact size < 128 KiB, depth <= 64.
 
 `validate` is pure and cheap enough to run on every edit in the window and on every
-set: JSON text costs about 1.5 parses of it; a dict of numbers about 2.5 encodings of
-it, one made of short strings up to 5 (orjson encodes a short string faster than
-Python can call one function on it). No Python-level loop runs per node on the way to
-an accepted value; the per-node work is done by C code (orjson, ``gc.get_referents``,
-``bytes`` methods, ``sum``/``len``/``str.join`` over whole lists). Slow, iterative
+set: JSON text costs about 1.5-1.8 parses of it, a dict 1.2-1.8 encodings of it (with
+the compiled proof; 2.5-5.5 without it). No Python-level loop runs per node on the way
+to an accepted value; the per-node work is done by C code (orjson, the compiled walk or
+else ``gc.get_referents``, ``bytes`` methods, ``sum``/``len``/``str.join`` over whole
+lists). Slow, iterative
 walks only run to explain a refusal or to rebuild a value that is not made of plain
 JSON types. Nothing recurses in Python, whatever the depth.
 
@@ -23,8 +23,8 @@ is kept on the way: a value is refused as too large as soon as that bound reache
 limit, before its large parts are looked at. The proof is a walk in C
 (``_plainjson.scan``, built with the package, a few nanoseconds per node) or, where the
 package was installed without a C compiler, `_plain_depth`'s walk one nesting level at a
-time with C calls over whole levels (same answers, about 2-3x slower on records of
-short strings, where a Python call per record costs more than orjson's encoding of it).
+time with C calls over whole levels (same answers; validation about 3x slower on records
+of short strings, where a Python call per record costs more than orjson's encoding of it).
 
 Decisions where the contract is silent (also in the README):
 
@@ -98,8 +98,9 @@ _INT_MAX = 2**64 - 1
 _CHAR_CAP = 4 * _LIMIT
 # Texts longer than this are measured before being parsed.
 _MEASURE_TEXT_CHARS = 8 * _LIMIT
-# Subclasses of str/int/dict/list, datetimes and dataclasses raise instead of being converted.
+# The compiled proof of plain JSON, or None (the tests set it to None to run the Python walk).
 _c_scan: Callable[[object, int, int], int] | None = _compiled_scan
+# Subclasses of str/int/dict/list, datetimes and dataclasses raise instead of being converted.
 _STRICT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
