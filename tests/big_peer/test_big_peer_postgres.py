@@ -188,6 +188,11 @@ class Writer:
                 await asyncio.sleep(0.05)  # Retry-After is for devices; a test has no time to lose
 
 
+def some_writers(make_device: Any, count: int) -> list[Writer]:
+    """``count`` writers, each for a device of its own, writing from the same moment."""
+    return [Writer(make_device(), datetime(2026, 11, 26, 5, 0, tzinfo=UTC)) for _ in range(count)]
+
+
 async def keep_reading(
     client: BigPeerClient, keys: list[str], stop: asyncio.Event, seen: Counter[int]
 ) -> None:
@@ -307,8 +312,7 @@ async def test_a_process_killed_mid_batch_loses_no_acknowledged_write(postgres, 
     database = postgres.database()
     doomed = postgres.start(database)
     client = BigPeerClient(session, doomed.url)
-    start = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
-    writers = [Writer(make_device(), start) for _ in range(8)]
+    writers = some_writers(make_device, 8)
     stop = asyncio.Event()
     running = [asyncio.create_task(w.run(client, stop, retry_unavailable=False)) for w in writers]
     await until(lambda: sum(len(w.stored) for w in writers) >= 20 * BATCH, 30, "writes stored", running)
@@ -405,8 +409,7 @@ async def test_a_lost_database_is_503_under_load_then_recovered_with_nothing_los
     async with DatabaseProxy(database) as proxy:
         running = await postgres.start_async(with_port(database, proxy.port))
         client = BigPeerClient(session, running.url)
-        start = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
-        writers = [Writer(make_device(), start) for _ in range(6)]
+        writers = some_writers(make_device, 6)
         stop = asyncio.Event()
         read_statuses: Counter[int] = Counter()
         keys = [w.device.peer_key for w in writers]
@@ -441,8 +444,7 @@ async def test_connections_terminated_by_the_server_cost_at_most_503s_then_recov
     database = postgres.database()
     running = postgres.start(database)
     client = BigPeerClient(session, running.url)
-    start = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
-    writers = [Writer(make_device(), start) for _ in range(4)]
+    writers = some_writers(make_device, 4)
     stop = asyncio.Event()
     read_statuses: Counter[int] = Counter()
     load = [asyncio.create_task(w.run(client, stop, retry_unavailable=True)) for w in writers]
