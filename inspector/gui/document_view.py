@@ -10,6 +10,7 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
+from inspector.gui.formatting import indented_json
 from inspector.gui.highlighting import JsonHighlighter, follow_palette
 from inspector.gui.tasks import TaskSet
 from inspector.gui.text_loading import ProgressiveText, exact_text
@@ -22,17 +23,13 @@ DIFF_CONTEXT_LINES = 3
 _EMPTY_TEXT = "Select a document in the timeline to see it here."
 
 
-def _pretty(document: dict[str, Any]) -> str:
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8")
-
-
 def document_diff(previous: dict[str, Any] | None, document: dict[str, Any], index: int) -> str:
     """A unified diff from the previous document to ``document`` (a note when there is none)."""
     if previous is None:
-        return "# No previous document is stored: nothing to compare with.\n" + _pretty(document)
+        return "# No previous document is stored: nothing to compare with.\n" + indented_json(document)
     lines = difflib.unified_diff(
-        _pretty(previous).splitlines(),
-        _pretty(document).splitlines(),
+        indented_json(previous).splitlines(),
+        indented_json(document).splitlines(),
         fromfile=f"#{index - 1} {previous.get('last_updated_at', '')}",
         tofile=f"#{index} {document.get('last_updated_at', '')}",
         n=DIFF_CONTEXT_LINES,
@@ -172,7 +169,7 @@ class DocumentPanel(QWidget):
             f"Document #{self._index} · {stamp}" + (" · changes since the previous one" if diff else "")
         )
         self.highlighter.set_diff(diff)
-        text = document_diff(self._previous, document, self._index or 0) if diff else _pretty(document)
+        text = document_diff(self._previous, document, self._index or 0) if diff else indented_json(document)
         self._text.load(text)
 
     @property

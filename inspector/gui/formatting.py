@@ -17,6 +17,9 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
 
 __all__ = [
     "OUT_OF_RANGE",
@@ -27,6 +30,7 @@ __all__ = [
     "format_relative",
     "format_signed_bytes",
     "format_span",
+    "indented_json",
 ]
 
 OUT_OF_RANGE = "(a time out of range)"
@@ -139,3 +143,18 @@ def _clock(moment: datetime) -> str:
 
 def _day(moment: datetime, year: bool = False) -> str:
     return f"{_MONTHS[moment.month - 1]} {moment.day}" + (f" {moment.year}" if year else "")
+
+
+def indented_json(value: Any) -> str:
+    """JSON text indented by two spaces (keys in their order), for people to read and edit.
+
+    U+2028 and U+2029 in strings are written as their escapes: a text editor shows them
+    as line breaks, and Qt turns U+2029 into one, which would put a raw line end inside a
+    string (invalid JSON). The escapes stand for the same value.
+    """
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode("utf-8")
+    if "\u2028" in text:
+        text = text.replace("\u2028", "\\u2028")
+    if "\u2029" in text:
+        text = text.replace("\u2029", "\\u2029")
+    return text

@@ -67,7 +67,7 @@ from inspector.core.metadata import (
     validate,
 )
 from inspector.core.small_peer_info import SmallPeerInfo
-from inspector.gui.formatting import format_bytes
+from inspector.gui.formatting import format_bytes, indented_json
 from inspector.gui.highlighting import JsonHighlighter, follow_palette, is_dark_palette
 from inspector.gui.tasks import TaskSet
 from inspector.gui.text_loading import ProgressiveText, exact_text
@@ -130,7 +130,7 @@ def _has_long_line(text: str) -> bool:
 
 def pretty_json(encoded: bytes | str) -> str:
     """JSON text indented by two spaces (keys in their order), for people to read and edit."""
-    return orjson.dumps(orjson.loads(encoded), option=orjson.OPT_INDENT_2).decode("utf-8")
+    return indented_json(orjson.loads(encoded))
 
 
 def describe_error(error: MetadataValidationError) -> str:
@@ -233,7 +233,7 @@ class MetadataTextEdit(QPlainTextEdit):
             return
         self._end_paste()
         value = paste.value
-        pretty = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode("utf-8")
+        pretty = indented_json(value)
         compact = len(orjson.dumps(value))
         if compact >= MAX_METADATA_SIZE_BYTES and _has_long_line(pretty):
             # One value too long for a line of the editor, in metadata too large anyway.

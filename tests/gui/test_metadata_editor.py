@@ -620,3 +620,21 @@ def test_no_break_spaces_and_line_separators_in_strings_reach_the_peer_unchanged
     qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
 
     assert ditto.small_peer_info.metadata == value
+
+
+def test_line_and_paragraph_separators_are_shown_escaped_and_survive_an_edit(window, ditto, qtbot):
+    # Shown raw, U+2029 becomes a line end in the editor: a raw line end inside a string.
+    ditto.small_peer_info.metadata = {"note": "first\u2028second\u2029third"}
+    settle(qtbot, window)
+    panel = window.metadata_panel
+    assert "first\\u2028second\\u2029third" in panel.editor.toPlainText()
+
+    cursor = panel.editor.textCursor()
+    cursor.movePosition(QTextCursor.MoveOperation.End)
+    cursor.movePosition(QTextCursor.MoveOperation.Left)  # before the closing brace
+    panel.editor.setTextCursor(cursor)
+    panel.editor.insertPlainText(', "x": 1')  # an edit: the whole text is read back and applied
+    qtbot.waitUntil(panel.apply_button.isEnabled)
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+
+    assert ditto.small_peer_info.metadata == {"note": "first\u2028second\u2029third", "x": 1}
