@@ -520,13 +520,22 @@ def test_long_lines_are_found_wherever_they_are():
     assert has_long_line("x" * (limit + 1))
     assert not has_long_line("\n".join(["x" * limit] * 3))
     assert not has_long_line("x" * (limit - 1) + "\r\n" + "y" * (limit - 1) + "\r\n")
-    # Qt starts a new line at a lone \r and at U+2029 too (a paste from an old Mac, a word processor).
-    assert not has_long_line("note line\r" * 8_000)
-    assert not has_long_line("note line\u2029" * 8_000)
-    assert has_long_line("note\r" + "x" * (limit + 1))
     assert has_long_line("x" * (limit + 1) + "\nshort")
     assert has_long_line("short\n" + "x" * (limit + 1) + "\nshort")
     assert has_long_line("short\nshort\n" + "é" * (limit + 1))
+
+
+@pytest.mark.parametrize("end", ["\r", "\u2029", "\r\n"], ids=["CR", "U+2029", "CRLF"])
+def test_a_paste_of_short_lines_with_other_line_ends_goes_in_as_those_lines(window, qtbot, end):
+    # Qt starts a new line at each; a paste from an old Mac or a word processor is not one long line.
+    panel = window.metadata_panel
+    lines = ["{"] + [f'"k{i}":{i},' for i in range(8_000)] + ['"last":0', "}"]  # kept as typed
+
+    paste(panel.editor, end.join(lines))
+    settle(qtbot, window)
+
+    assert panel.editor.toPlainText() == "\n".join(lines)
+    assert status_of(window).startswith("valid")
 
 
 def test_a_long_single_line_that_is_not_json_is_refused_with_where_it_breaks(window, qtbot):
