@@ -31,9 +31,10 @@ def test_a_database_damaged_while_open_is_told_once_without_tracebacks(
     middle = window.timeline_model.index(window.timeline_model.rowCount() // 2, 0)
     window.timeline_panel.view.scrollTo(middle)
 
-    qtbot.waitUntil(lambda: window.timeline_panel.timeline.error is not None)
+    # Reading pages of a damaged file until SQLite meets the damage: seconds on a loaded machine.
+    qtbot.waitUntil(lambda: window.timeline_panel.timeline.error is not None, timeout=30_000)
     assert window.timeline_panel.filter_status.text() == "the history cannot be read"
-    qtbot.waitUntil(lambda: window.status_bar.storage_label.isVisible())
+    qtbot.waitUntil(lambda: window.status_bar.storage_label.isVisible(), timeout=30_000)
     dialogs = [d for d in window.findChildren(QMessageBox) if d.objectName() == "storageProblemDialog"]
     assert len(dialogs) == 1
     assert "is damaged" in dialogs[0].text() and "Move it aside" in dialogs[0].text()
